@@ -1,0 +1,1 @@
+"""llmtel: observability for LLM applications."""
