@@ -48,13 +48,14 @@ fi
 # heartbeat every 30 s, so a long build never looks hung.
 run() {
   local label="$1"; shift
-  local log="$LOGS/$label.log" start=$SECONDS
+  local log="$LOGS/$label.log" start=$SECONDS last=$SECONDS
   echo "[build] $label: started (log: $log)"
   "$@" >"$log" 2>&1 &
   local pid=$!
   while kill -0 "$pid" 2>/dev/null; do
-    sleep 5
-    if (( (SECONDS - start) % 30 < 5 )) && kill -0 "$pid" 2>/dev/null; then
+    sleep 2
+    if (( SECONDS - last >= 30 )) && kill -0 "$pid" 2>/dev/null; then
+      last=$SECONDS
       echo "[build] $label: still building, $((SECONDS - start)) s"
     fi
   done

@@ -1,0 +1,72 @@
+# llmtel: `make up` starts the stack, `make demo` sends traffic, `make test` proves it.
+# Docker is used when an engine answers; otherwise the same configs run natively
+# on binaries built from Go modules (first build: 20-40 minutes, then cached).
+# Override with RUNTIME=docker or RUNTIME=native.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+RUNTIME ?= $(shell docker info >/dev/null 2>&1 && echo docker || echo native)
+COMPOSE := docker compose --env-file .env $(if $(wildcard .env.override),--env-file .env.override)
+
+.PHONY: venv
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: emitter/pyproject.toml
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet -e 'emitter[dev]'
+	@touch $@
+
+.PHONY: build
+build:
+	bash native/build-binaries.sh
+
+.PHONY: up
+up:
+ifeq ($(RUNTIME),docker)
+	$(COMPOSE) up -d --wait
+	@echo "Grafana       http://127.0.0.1:3000"
+	@echo "Prometheus    http://127.0.0.1:9090"
+	@echo "Alertmanager  http://127.0.0.1:9093"
+	@echo "Jaeger        http://127.0.0.1:16686"
+	@echo "VictoriaLogs  http://127.0.0.1:9428/select/vmui"
+	@echo "OTLP          grpc 127.0.0.1:4317, http http://127.0.0.1:4318"
+else
+	$(PYTHON) native/stack.py up
+endif
+
+.PHONY: down
+down:
+ifeq ($(RUNTIME),docker)
+	$(COMPOSE) down
+else
+	$(PYTHON) native/stack.py down
+endif
+
+# Send demo traffic for DURATION seconds at RATE calls/s, through the real openai
+# SDK to the built-in demo server (no API key). Examples:
+#   make demo DURATION=300 RATE=5 DEMO_ARGS="--rate-500 0.2"
+#   LLMTEL_DEMO_PROVIDER=openai OPENAI_API_KEY=sk-... make demo   # real OpenAI
+DURATION ?= 60
+RATE ?= 2
+DEMO_ARGS ?=
+.PHONY: demo
+demo: venv up
+	$(VENV)/bin/llmtel demo traffic --duration $(DURATION) --rate $(RATE) $(DEMO_ARGS)
+
+.PHONY: test
+test: venv
+	$(VENV)/bin/pytest
+
+.PHONY: lint
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+# Validate every config with the real binaries, without starting anything.
+.PHONY: check
+check: venv
+	$(VENV)/bin/pytest tests/test_configs.py tests/test_compose.py tests/test_grafana_provisioning.py

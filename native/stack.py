@@ -1,0 +1,369 @@
+"""Run llmtel's stack without Docker: the repo's own config files on real binaries.
+
+Every server binds 127.0.0.1. Binaries come from native/build-binaries.sh (cached
+outside the clone); configs are the same files docker-compose.yml mounts, with
+hosts and ports taken from environment variables, and Prometheus' file rewritten
+by native/render.py.
+
+    python3 native/stack.py up        # validate configs, start, wait healthy, print URLs
+    python3 native/stack.py status
+    python3 native/stack.py down
+    python3 native/stack.py up --port-offset 10000 --state-dir /tmp/llmtel-test
+
+Standard library only, so `make up` needs no virtualenv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from render import render_prometheus_config  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD_SCRIPT = ROOT / "native" / "build-binaries.sh"
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Every port the native stack listens on (all on 127.0.0.1)."""
+
+    collector_otlp_grpc: int = 4317
+    collector_otlp_http: int = 4318
+    collector_health: int = 13133
+    collector_telemetry: int = 8888
+    prometheus: int = 9090
+    alertmanager: int = 9093
+    # Jaeger's own OTLP ports move: the collector owns 4317/4318 on this host.
+    jaeger_otlp_grpc: int = 4417
+    jaeger_otlp_http: int = 4418
+    jaeger_query: int = 16686
+    jaeger_query_grpc: int = 16685
+    jaeger_health: int = 13134
+    jaeger_telemetry: int = 8889
+    victorialogs: int = 9428
+
+    def shifted(self, offset: int) -> Ports:
+        """The same layout moved by ``offset``, so a test stack can run beside a user's."""
+        return replace(self, **{f.name: getattr(self, f.name) + offset for f in fields(self)})
+
+
+@dataclass
+class Service:
+    """One server process of the stack."""
+
+    name: str
+    binary: str
+    args: list[str]
+    health_url: str
+    env: dict[str, str] = field(default_factory=dict)
+    check: list[str] | None = None  # a config check run before anything starts
+
+
+class StackError(RuntimeError):
+    """The native stack could not be built, validated or started."""
+
+
+def binary_paths(build: bool = True) -> dict[str, Path]:
+    """Build missing binaries (with progress on stdout) and return NAME -> path."""
+    if build:
+        result = subprocess.run(["bash", str(BUILD_SCRIPT)], check=False)
+        if result.returncode != 0:
+            raise StackError(f"building the native binaries failed (exit {result.returncode})")
+    out = subprocess.run(
+        ["bash", str(BUILD_SCRIPT), "--print"], check=True, capture_output=True, text=True
+    ).stdout
+    return {
+        name: Path(path) for name, path in (line.split("=", 1) for line in out.splitlines())
+    }
+
+
+class NativeStack:
+    """Start, check and stop the native stack.
+
+    >>> stack = NativeStack(Ports().shifted(10000), Path("/tmp/llmtel-test"))
+    >>> stack.up()  # doctest: +SKIP
+    >>> stack.down()  # doctest: +SKIP
+    """
+
+    def __init__(self, ports: Ports | None = None, state_dir: Path | None = None) -> None:
+        self.ports = ports or Ports()
+        self.state_dir = (state_dir or ROOT / "var" / "native").resolve()
+        self.logs_dir = self.state_dir / "logs"
+        self.pids_dir = self.state_dir / "pids"
+        self._processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    # -- what runs -------------------------------------------------------------------
+    def services(self, bins: dict[str, Path]) -> list[Service]:
+        """The stack's processes in start order: backends first, the collector last."""
+        p, data = self.ports, self.state_dir / "data"
+        rendered_prometheus = self.state_dir / "prometheus.yaml"
+        local = "127.0.0.1"
+        collector_config = str(ROOT / "collector-config" / "otelcol-config.yaml")
+        jaeger_config = str(ROOT / "jaeger" / "jaeger-config.yaml")
+        alertmanager_config = str(ROOT / "alertmanager" / "alertmanager.yaml")
+        return [
+            Service(
+                name="victorialogs",
+                binary=str(bins["victorialogs"]),
+                args=[
+                    f"-httpListenAddr={local}:{p.victorialogs}",
+                    f"-storageDataPath={data / 'victorialogs'}",
+                    "-retentionPeriod=7d",
+                ],
+                health_url=f"http://{local}:{p.victorialogs}/health",
+            ),
+            Service(
+                name="jaeger",
+                binary=str(bins["jaeger"]),
+                args=[f"--config={jaeger_config}"],
+                env={
+                    "JAEGER_HEALTH_ENDPOINT": f"{local}:{p.jaeger_health}",
+                    "JAEGER_QUERY_HTTP_ENDPOINT": f"{local}:{p.jaeger_query}",
+                    "JAEGER_QUERY_GRPC_ENDPOINT": f"{local}:{p.jaeger_query_grpc}",
+                    "JAEGER_OTLP_GRPC_ENDPOINT": f"{local}:{p.jaeger_otlp_grpc}",
+                    "JAEGER_OTLP_HTTP_ENDPOINT": f"{local}:{p.jaeger_otlp_http}",
+                    "JAEGER_TELEMETRY_HOST": local,
+                    "JAEGER_TELEMETRY_PORT": str(p.jaeger_telemetry),
+                    "JAEGER_DATA_DIR": str(data / "jaeger"),
+                },
+                health_url=f"http://{local}:{p.jaeger_health}/status",
+            ),
+            Service(
+                name="alertmanager",
+                binary=str(bins["alertmanager"]),
+                args=[
+                    f"--config.file={alertmanager_config}",
+                    f"--storage.path={data / 'alertmanager'}",
+                    f"--web.listen-address={local}:{p.alertmanager}",
+                    # A single instance: no gossip port open at all.
+                    "--cluster.listen-address=",
+                ],
+                health_url=f"http://{local}:{p.alertmanager}/-/ready",
+                check=[str(bins["amtool"]), "check-config", alertmanager_config],
+            ),
+            Service(
+                name="prometheus",
+                binary=str(bins["prometheus"]),
+                args=[
+                    f"--config.file={rendered_prometheus}",
+                    f"--storage.tsdb.path={data / 'prometheus'}",
+                    f"--web.listen-address={local}:{p.prometheus}",
+                    "--web.enable-otlp-receiver",
+                    "--enable-feature=exemplar-storage",
+                ],
+                health_url=f"http://{local}:{p.prometheus}/-/ready",
+                check=[str(bins["promtool"]), "check", "config", str(rendered_prometheus)],
+            ),
+            Service(
+                name="otel-collector",
+                binary=str(bins["otelcol"]),
+                args=[f"--config={collector_config}"],
+                env=self.collector_env(),
+                health_url=f"http://{local}:{p.collector_health}/",
+                check=[str(bins["otelcol"]), "validate", f"--config={collector_config}"],
+            ),
+        ]
+
+    def collector_env(self) -> dict[str, str]:
+        """The variables that point the collector's config at the native ports."""
+        p, local = self.ports, "127.0.0.1"
+        return {
+            "OTELCOL_HEALTH_ENDPOINT": f"{local}:{p.collector_health}",
+            "OTELCOL_OTLP_GRPC_ENDPOINT": f"{local}:{p.collector_otlp_grpc}",
+            "OTELCOL_OTLP_HTTP_ENDPOINT": f"{local}:{p.collector_otlp_http}",
+            "OTELCOL_TELEMETRY_HOST": local,
+            "OTELCOL_TELEMETRY_PORT": str(p.collector_telemetry),
+            "JAEGER_OTLP_GRPC_ENDPOINT": f"{local}:{p.jaeger_otlp_grpc}",
+            "VICTORIALOGS_OTLP_LOGS_ENDPOINT": (
+                f"http://{local}:{p.victorialogs}/insert/opentelemetry/v1/logs"
+            ),
+            "PROMETHEUS_OTLP_METRICS_ENDPOINT": (
+                f"http://{local}:{p.prometheus}/api/v1/otlp/v1/metrics"
+            ),
+        }
+
+    def urls(self) -> dict[str, str]:
+        """What a user opens, and where apps send OTLP."""
+        p = self.ports
+        return {
+            "OTLP gRPC (apps send here)": f"http://127.0.0.1:{p.collector_otlp_grpc}",
+            "OTLP HTTP (apps send here)": f"http://127.0.0.1:{p.collector_otlp_http}",
+            "Prometheus": f"http://127.0.0.1:{p.prometheus}",
+            "Alertmanager": f"http://127.0.0.1:{p.alertmanager}",
+            "Jaeger UI": f"http://127.0.0.1:{p.jaeger_query}",
+            "VictoriaLogs UI": f"http://127.0.0.1:{p.victorialogs}/select/vmui",
+        }
+
+    # -- lifecycle -------------------------------------------------------------------
+    def up(self, build: bool = True, timeout_s: float = 90) -> None:
+        """Validate every config, then start each service and wait until it is healthy."""
+        bins = binary_paths(build=build)
+        running = [s.name for s in self.services(bins) if self._pid(s.name) is not None]
+        if len(running) == len(self.services(bins)):
+            print(f"[up] already running from {self.state_dir}")
+            return
+        if running:
+            raise StackError(
+                f"partly running from {self.state_dir}: {', '.join(running)} "
+                "(stop it with `make down`, then `make up`)"
+            )
+        for sub in (self.logs_dir, self.pids_dir, self.state_dir / "data"):
+            sub.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "prometheus.yaml").write_text(
+            render_prometheus_config(
+                (ROOT / "prometheus" / "prometheus.yaml").read_text(),
+                self.ports,
+                rules_dir=ROOT / "prometheus" / "rules",
+            )
+        )
+        services = self.services(bins)
+        for service in services:
+            self._check(service)
+        started: list[Service] = []
+        try:
+            for service in services:
+                self._start(service)
+                started.append(service)
+                self._wait_healthy(service, timeout_s)
+                print(f"[up] {service.name}: healthy", flush=True)
+        except BaseException:
+            self.down(quiet=True)
+            raise
+
+    def down(self, quiet: bool = False, timeout_s: float = 20) -> None:
+        """Stop every service: SIGTERM (collectors flush their queues), then SIGKILL."""
+        if not self.pids_dir.exists():
+            return
+        pids = {f.stem: self._pid(f.stem) for f in self.pids_dir.glob("*.pid")}
+        for name, pid in pids.items():
+            if pid is not None:
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for name, pid in pids.items():
+            while pid is not None and _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if pid is not None and _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+            if name in self._processes:
+                self._processes.pop(name).wait(timeout=5)
+            (self.pids_dir / f"{name}.pid").unlink(missing_ok=True)
+            if not quiet and pid is not None:
+                print(f"[down] {name}: stopped")
+
+    def status(self) -> dict[str, bool]:
+        """NAME -> whether its process is running."""
+        names = ["victorialogs", "jaeger", "alertmanager", "prometheus", "otel-collector"]
+        return {name: self._pid(name) is not None for name in names}
+
+    # -- helpers ---------------------------------------------------------------------
+    def _check(self, service: Service) -> None:
+        if service.check is None:
+            return
+        result = subprocess.run(
+            service.check,
+            env={**os.environ, **service.env},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise StackError(
+                f"{service.name}: config check failed: {' '.join(service.check)}\n"
+                f"{result.stdout}{result.stderr}"
+            )
+
+    def _start(self, service: Service) -> None:
+        with (self.logs_dir / f"{service.name}.log").open("ab") as log:
+            process = subprocess.Popen(
+                [service.binary, *service.args],
+                env={**os.environ, **service.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.state_dir,
+                start_new_session=True,  # survives `make up` returning; Ctrl-C doesn't reach it
+            )
+        # Kept so that a long-lived caller (the test session) reaps its children.
+        self._processes[service.name] = process
+        (self.pids_dir / f"{service.name}.pid").write_text(f"{process.pid}\n")
+
+    def _wait_healthy(self, service: Service, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._pid(service.name) is None:
+                raise StackError(f"{service.name} exited during start\n{self.log_tail(service)}")
+            try:
+                with urllib.request.urlopen(service.health_url, timeout=2) as response:  # noqa: S310
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.3)
+        raise StackError(
+            f"{service.name} not healthy at {service.health_url} after {timeout_s:.0f} s\n"
+            f"{self.log_tail(service)}"
+        )
+
+    def log_tail(self, service: Service, lines: int = 30) -> str:
+        """The end of a service's log, for error messages."""
+        path = self.logs_dir / f"{service.name}.log"
+        text = path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else []
+        return f"--- last lines of {path} ---\n" + "\n".join(text)
+
+    def _pid(self, name: str) -> int | None:
+        path = self.pids_dir / f"{name}.pid"
+        try:
+            pid = int(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+
+def _alive(pid: int) -> bool:
+    # A zombie (exited, not yet reaped) counts as dead.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("--port-offset", type=int, default=int(os.environ.get("PORT_OFFSET", 0)))
+    parser.add_argument("--state-dir", type=Path, default=None)
+    parser.add_argument("--no-build", action="store_true", help="fail instead of building")
+    args = parser.parse_args(argv)
+    stack = NativeStack(Ports().shifted(args.port_offset), args.state_dir)
+    try:
+        if args.command == "up":
+            stack.up(build=not args.no_build)
+            print("\nllmtel native stack is up (Grafana needs Docker: not started natively).")
+            for label, url in stack.urls().items():
+                print(f"  {label:28} {url}")
+            print(f"  logs: {stack.logs_dir}    stop: make down")
+        elif args.command == "down":
+            stack.down()
+        else:
+            for name, running in stack.status().items():
+                print(f"{name:16} {'running' if running else 'stopped'}")
+    except StackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
