@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -15,8 +16,9 @@ sys.path.insert(0, str(ROOT / "native"))
 
 from stack import NativeStack, Ports, binary_paths  # noqa: E402
 
-# Test stacks listen 10000 ports above the defaults, so a user's `make up` can keep running.
-TEST_PORT_OFFSET = 10000
+# Test stacks listen 10000 ports above the defaults, so a user's `make up` can keep
+# running; LLMTEL_TEST_PORT_OFFSET moves them again for parallel test sessions.
+TEST_PORT_OFFSET = int(os.environ.get("LLMTEL_TEST_PORT_OFFSET", "10000"))
 
 T = TypeVar("T")
 

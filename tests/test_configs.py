@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TEST_PORT_OFFSET
+from conftest import ROOT
 from render import render_prometheus_config
 from stack import NativeStack, Ports
 
@@ -62,7 +62,7 @@ def test_prometheus_render_rewrites_every_compose_address() -> None:
     """Verify that the native rendering leaves no compose hostname and points rules at the repo."""
     text = render_prometheus_config(
         (ROOT / "prometheus" / "prometheus.yaml").read_text(),
-        Ports().shifted(TEST_PORT_OFFSET),
+        Ports().shifted(10000),
         rules_dir=Path("/repo/prometheus/rules"),
     )
     assert '"127.0.0.1:19090"' in text
