@@ -10,10 +10,20 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 
-def address_map(ports: Any) -> dict[str, str]:
+class NativePorts(Protocol):
+    """The ports render needs (native/stack.py's Ports has them)."""
+
+    prometheus: int
+    collector_telemetry: int
+    alertmanager: int
+    jaeger_telemetry: int
+    victorialogs: int
+
+
+def address_map(ports: NativePorts) -> dict[str, str]:
     """docker-compose ``service:port`` -> native ``127.0.0.1:port``."""
     return {
         "prometheus:9090": f"127.0.0.1:{ports.prometheus}",
@@ -24,7 +34,7 @@ def address_map(ports: Any) -> dict[str, str]:
     }
 
 
-def render_prometheus_config(text: str, ports: Any, rules_dir: Path) -> str:
+def render_prometheus_config(text: str, ports: NativePorts, rules_dir: Path) -> str:
     """Rewrite compose addresses and the rules glob; fail on an address it doesn't know."""
     mapping = address_map(ports)
 

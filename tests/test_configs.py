@@ -37,7 +37,7 @@ def test_collector_builds_exactly_the_components_the_config_uses(bins: dict[str,
 
 
 def test_prometheus_config_and_rules_load(bins: dict[str, Path], tmp_path: Path) -> None:
-    """Verify that promtool accepts prometheus.yaml (as the native stack renders it) and its rules."""
+    """Verify that promtool accepts the natively rendered prometheus.yaml and its rules."""
     rendered = tmp_path / "prometheus.yaml"
     rendered.write_text(
         render_prometheus_config(
@@ -72,7 +72,7 @@ def test_prometheus_render_rewrites_every_compose_address() -> None:
 
 
 def test_prometheus_render_refuses_an_unknown_target() -> None:
-    """Verify that a target without a native address fails loudly instead of being scraped nowhere."""
+    """Verify that a target without a native address fails loudly, not scraped nowhere."""
     with pytest.raises(ValueError, match="grafana:3000"):
         render_prometheus_config('targets: ["grafana:3000"]', Ports(), rules_dir=Path("/r"))
 

@@ -17,16 +17,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import llmtel
 import openai
 import pytest
 from conftest import poll_until
-from llmtel.demo.server import DemoServer
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from stack import NativeStack
+
+import llmtel
+from llmtel.demo.server import DemoServer
 
 pytestmark = pytest.mark.stack
 
@@ -48,7 +49,7 @@ class Sent:
 
 
 def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())
 
 
@@ -186,7 +187,7 @@ def test_victorialogs_returns_each_call_log_with_its_trace_id(
 
     def logs() -> list[dict[str, Any]]:
         query = f'service.name:"{sent.service}"'
-        with urllib.request.urlopen(base + urllib.parse.urlencode({"query": query})) as response:  # noqa: S310
+        with urllib.request.urlopen(base + urllib.parse.urlencode({"query": query})) as response:
             records = [json.loads(line) for line in response.read().splitlines() if line]
         assert len(records) == len(CALLS), f"{len(records)} records"
         return records

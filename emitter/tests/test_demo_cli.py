@@ -9,6 +9,7 @@ import sys
 import urllib.request
 
 import pytest
+
 from llmtel.__main__ import build_parser, main
 
 

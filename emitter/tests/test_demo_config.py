@@ -8,9 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import openai
 import pytest
-from llmtel.demo import DemoConfig, DemoServer, completion_tokens_for, prompt_tokens_for
 from openai import OpenAI
 from openai.types.chat import ChatCompletionMessageParam
+
+from llmtel.demo import DemoConfig, DemoServer, completion_tokens_for, prompt_tokens_for
 
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello"}]
 SHARES = DemoConfig(rate_429=0.2, rate_500=0.2, rate_timeout=0.1, timeout_s=0.02, seed=42)

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 
 import openai
 import pytest
-from llmtel.demo import DemoConfig, DemoServer
 from openai import OpenAI
 from openai.types.chat import ChatCompletionMessageParam
+
+from llmtel.demo import DemoConfig, DemoServer
 
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello"}]
 

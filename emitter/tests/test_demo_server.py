@@ -10,6 +10,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from openai import OpenAI
+from openai.types.chat import ChatCompletionMessageParam
+
 from llmtel.demo import (
     DemoServer,
     completion_tokens_for,
@@ -17,8 +20,6 @@ from llmtel.demo import (
     prompt_tokens_for,
     response_input_tokens_for,
 )
-from openai import OpenAI
-from openai.types.chat import ChatCompletionMessageParam
 
 MESSAGES: list[ChatCompletionMessageParam] = [
     {"role": "system", "content": "You are terse."},

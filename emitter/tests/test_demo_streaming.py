@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from llmtel.demo import DemoServer, completion_tokens_for, prompt_tokens_for
 from openai import OpenAI
 from openai.types.chat import ChatCompletionMessageParam
+
+from llmtel.demo import DemoServer, completion_tokens_for, prompt_tokens_for
 
 MESSAGES: list[ChatCompletionMessageParam] = [
     {"role": "system", "content": "You are terse."},

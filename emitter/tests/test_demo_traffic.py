@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from llmtel.__main__ import main
 from llmtel.demo import DemoConfig, DemoServer, TrafficOptions, TrafficSummary, run_traffic
 from llmtel.demo import _cli as demo_cli
