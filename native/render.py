@@ -16,11 +16,16 @@ from typing import Protocol
 class NativePorts(Protocol):
     """The ports render needs (native/stack.py's Ports has them)."""
 
-    prometheus: int
-    collector_telemetry: int
-    alertmanager: int
-    jaeger_telemetry: int
-    victorialogs: int
+    @property
+    def prometheus(self) -> int: ...
+    @property
+    def collector_telemetry(self) -> int: ...
+    @property
+    def alertmanager(self) -> int: ...
+    @property
+    def jaeger_telemetry(self) -> int: ...
+    @property
+    def victorialogs(self) -> int: ...
 
 
 def address_map(ports: NativePorts) -> dict[str, str]:
