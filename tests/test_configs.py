@@ -48,7 +48,10 @@ def test_prometheus_config_and_rules_load(bins: dict[str, Path], tmp_path: Path)
     )
     result = run(bins["promtool"], "check", "config", rendered)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 2 rules found" in result.stdout
+    rule_files = sorted((ROOT / "prometheus" / "rules").glob("*.yaml"))
+    assert rule_files
+    for path in rule_files:
+        assert f"Checking {path}\n  SUCCESS: " in result.stdout, path
 
 
 def test_alertmanager_config_loads(bins: dict[str, Path]) -> None:
@@ -92,3 +95,17 @@ def test_native_stack_binds_only_loopback(bins: dict[str, Path], tmp_path: Path)
         address = value.split("=", 1)[-1]
         if address:
             assert address.startswith("127.0.0.1:"), value
+
+
+def test_jaeger_config_validates(bins: dict[str, Path]) -> None:
+    """Verify that `jaeger validate` accepts jaeger-config.yaml and refuses a broken copy."""
+    config = ROOT / "jaeger" / "jaeger-config.yaml"
+    assert run(bins["jaeger"], "validate", f"--config={config}").returncode == 0
+    broken = ROOT / "var" / "broken-jaeger.yaml"
+    broken.parent.mkdir(exist_ok=True)
+    broken.write_text(
+        config.read_text().replace("jaeger_storage_exporter:\n", "jaeger_storage_exportr:\n", 1)
+    )
+    result = run(bins["jaeger"], "validate", f"--config={broken}")
+    assert result.returncode != 0
+    assert "jaeger_storage_exportr" in result.stderr + result.stdout
