@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import openai
 import pytest
 from openai.resources.chat.completions.completions import AsyncCompletions, Completions
@@ -16,6 +18,8 @@ MESSAGES = [
 ]
 PROMPT_TOKENS = prompt_tokens_for(MESSAGES)
 OUTPUT_TOKENS = completion_tokens_for(PROMPT_TOKENS)
+# gpt-4o-mini in genai-prices' bundled data: $0.15 / $0.60 per million input / output tokens.
+COST_USD = float((PROMPT_TOKENS * Decimal("0.15") + OUTPUT_TOKENS * Decimal("0.60")) / 10**6)
 
 DURATION_BUCKETS = (
     0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
@@ -63,6 +67,7 @@ def test_span_follows_genai_semconv(
         "gen_ai.usage.reasoning.output_tokens": 0,
         "server.address": "127.0.0.1",
         "server.port": server.port,
+        "llmtel.cost.usd": COST_USD,
         "llmtel.outcome": "ok",
     }
     assert reply.usage is not None

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import openai
+import pydantic
 import pytest
 
+import llmtel
 from llmtel._setup import resolve_capture_content
 from llmtel.testing import Capture, capture
 
@@ -122,6 +127,8 @@ def test_capture_content_none_sends_no_text(client: openai.OpenAI) -> None:
         ("preview", "none", "preview"),
         ("none", "preview", "none"),
         (None, "everything", "none"),
+        (None, "Full", "full"),
+        ("full", "none", "full"),
     ],
 )
 def test_capture_content_resolution(
@@ -146,7 +153,7 @@ def test_generator_messages_are_not_consumed(telemetry: Capture, client: openai.
 
 def test_tool_calls_are_named_in_the_output_preview() -> None:
     """Verify that an answer made only of tool calls previews as their function names."""
-    from llmtel._call import message_preview
+    from llmtel._chat import message_preview
 
     message = openai.types.chat.ChatCompletionMessage.model_validate(
         {
@@ -167,3 +174,151 @@ def test_tool_calls_are_named_in_the_output_preview() -> None:
         }
     )
     assert message_preview(message) == "[tool_calls: get_weather, get_time]"
+
+
+FULL_MESSAGES = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Say hello"},
+]
+
+
+def _records(cap: Capture, event: str) -> list[Any]:
+    return [r.log_record for r in cap.logs() if r.log_record.event_name == event]
+
+
+def test_full_capture_sends_a_content_record_per_call(client: openai.OpenAI) -> None:
+    """Verify that capture "full" adds an `llmtel.content` record with the whole exchange."""
+    with capture(capture_content="full") as cap:
+        reply = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=FULL_MESSAGES,  # type: ignore[arg-type]
+            extra_headers={"x-llmtel-demo-output-tokens": "3"},
+        )
+    (span,) = cap.spans()
+    (call,) = _records(cap, "llmtel.call")
+    (content,) = _records(cap, "llmtel.content")
+    assert span.context is not None
+    assert (content.trace_id, content.span_id) == (span.context.trace_id, span.context.span_id)
+    assert (call.attributes or {})["llmtel.input.preview"] == "Say hello"
+    assert content.body == "chat gpt-4o-mini content"
+    assert dict(content.attributes or {}) == {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.response.model": "gpt-4o-mini",
+        "gen_ai.response.id": reply.id,
+        "llmtel.call.id": f"{span.context.trace_id:032x}-{span.context.span_id:016x}",
+        "llmtel.content.input": json.dumps(FULL_MESSAGES, separators=(",", ":")),
+        "llmtel.content.output": '[{"role":"assistant","content":"lorem ipsum dolor"}]',
+    }
+
+
+def test_full_capture_of_a_streamed_tool_call_keeps_its_arguments(client: openai.OpenAI) -> None:
+    """Verify that streamed tool-call deltas are reassembled, arguments and all, in "full"."""
+    with capture(capture_content="full") as cap:
+        chunks = list(
+            client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": "weather?"}],
+                stream=True,
+                extra_headers={"x-llmtel-demo-tool-call": 'get_weather:{"city": "Paris"}'},
+            )
+        )
+    call_id = chunks[1].choices[0].delta.tool_calls[0].id  # type: ignore[index]
+    (content,) = _records(cap, "llmtel.content")
+    output = json.loads(str((content.attributes or {})["llmtel.content.output"]))
+    assert output == [
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                }
+            ],
+        }
+    ]
+
+
+def test_full_capture_of_responses_and_embeddings(client: openai.OpenAI) -> None:
+    """Verify the content records of a Responses call and an embeddings call."""
+    with capture(capture_content="full") as cap:
+        response = client.responses.create(
+            model="gpt-4o-mini",
+            input="Say hello",
+            instructions="Be brief.",
+            extra_headers={"x-llmtel-demo-output-tokens": "2"},
+        )
+        client.embeddings.create(model="text-embedding-3-small", input=["one", "two"])
+    first, second = (dict(r.attributes or {}) for r in _records(cap, "llmtel.content"))
+    assert first["llmtel.content.input"] == json.dumps(FULL_MESSAGES, separators=(",", ":"))
+    output = json.loads(str(first["llmtel.content.output"]))
+    assert output == [response.output[0].model_dump(mode="json", exclude_none=True)]
+    assert output[0]["content"][0]["text"] == "lorem ipsum"
+    assert second["llmtel.content.input"] == '["one","two"]'
+    assert "llmtel.content.output" not in second
+
+
+def test_preview_capture_sends_no_content_record(telemetry: Capture, client: openai.OpenAI) -> None:
+    """Verify that the default capture ("preview") sends call records only."""
+    client.chat.completions.create(model="gpt-4o-mini", messages=FULL_MESSAGES)  # type: ignore[arg-type]
+    assert [r.log_record.event_name for r in telemetry.logs()] == ["llmtel.call"]
+
+
+class Verdict(pydantic.BaseModel):
+    """A structured output the demo's lorem-ipsum answer cannot satisfy."""
+
+    verdict: str
+
+
+def test_capture_none_leaks_no_text_anywhere(client: openai.OpenAI) -> None:
+    """Verify case 7: with capture off no prompt, answer, tool argument or system text is sent."""
+    secret_tool = {"x-llmtel-demo-tool-call": 'lookup:{"account": "secret-account-99"}'}
+    with capture(capture_content="none") as cap:
+        messages = [
+            {"role": "system", "content": "secret system rules"},
+            {"role": "user", "content": "secret question"},
+        ]
+        reply = client.chat.completions.create(model="gpt-4o-mini", messages=messages)  # type: ignore[arg-type]
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=messages, extra_headers=secret_tool
+        )  # type: ignore[arg-type]
+        list(
+            client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=messages,
+                stream=True,
+                extra_headers=secret_tool,  # type: ignore[arg-type]
+            )
+        )
+        client.responses.create(
+            model="gpt-4o-mini", input="secret question", instructions="secret rules"
+        )
+        client.embeddings.create(model="text-embedding-3-small", input="secret words")
+        with pytest.raises(pydantic.ValidationError):  # its message quotes the answer
+            client.chat.completions.parse(
+                model="gpt-4o-mini",
+                messages=messages,
+                response_format=Verdict,  # type: ignore[arg-type]
+            )
+        assert llmtel.feedback(reply, "comment", comment="secret comment")
+    texts: list[str] = []
+    for span in cap.spans():
+        texts += [str(v) for v in (span.attributes or {}).values()]
+        texts.append(str(span.status.description))
+        for event in span.events:
+            texts += [str(v) for v in (event.attributes or {}).values()]
+    for record in cap.logs():
+        texts.append(str(record.log_record.body))
+        texts += [str(v) for v in (record.log_record.attributes or {}).values()]
+    for metric in cap.metrics():
+        for point in metric.data.data_points:
+            texts += [str(v) for v in (point.attributes or {}).values()]
+    assert len(cap.spans()) == 6
+    assert [r.log_record.event_name for r in cap.logs()] == ["llmtel.call"] * 6 + [
+        "llmtel.feedback"
+    ]
+    assert [e.name for e in cap.spans()[5].events] == ["exception"]
+    leaked = [t for t in texts if any(w in t for w in ("secret", "lorem", "account", "rules"))]
+    assert leaked == []

@@ -183,3 +183,97 @@ def test_sdk_usage_errors_are_recorded_as_error(telemetry: Capture, client: open
     assert (span.attributes or {})["error.type"] == "TypeError"
     (record,) = telemetry.logs()
     assert str(record.log_record.body).startswith("chat - error ")
+
+
+def test_filter_refusal_and_filtered_prompt_are_three_outcomes(
+    telemetry: Capture, client: openai.OpenAI
+) -> None:
+    """Verify case 6: a 200 `content_filter`, a 400 `content_filter` and a refusal differ."""
+    client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=USER,  # type: ignore[arg-type]
+        extra_headers={"x-llmtel-demo-finish-reason": "content_filter"},
+    )
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=USER,  # type: ignore[arg-type]
+            extra_headers={"x-llmtel-demo-fail": "content_filter"},
+        )
+    assert caught.value.code == "content_filter"
+    client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=USER,  # type: ignore[arg-type]
+        extra_headers={"x-llmtel-demo-refusal": "I can't help with that."},
+    )
+    filtered, blocked, refused = (dict(s.attributes or {}) for s in telemetry.spans())
+    assert (filtered["llmtel.outcome"], filtered["gen_ai.response.finish_reasons"]) == (
+        "content_filter",
+        ("content_filter",),
+    )
+    assert "error.type" not in filtered
+    assert (blocked["llmtel.outcome"], blocked["error.type"]) == (
+        "content_filter",
+        "BadRequestError",
+    )
+    assert blocked["http.response.status_code"] == 400
+    assert (refused["llmtel.outcome"], refused["gen_ai.response.finish_reasons"]) == (
+        "refusal",
+        ("stop",),
+    )
+    assert "error.type" not in refused
+    counts: dict[object, int] = {}
+    for point in telemetry.histogram("gen_ai.client.operation.duration"):
+        outcome = (point.attributes or {})["llmtel.outcome"]
+        counts[outcome] = counts.get(outcome, 0) + point.count
+    assert counts == {"content_filter": 2, "refusal": 1}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["create", "stream"])
+def test_responses_refusal_and_content_filter(
+    stream: bool, telemetry: Capture, client: openai.OpenAI
+) -> None:
+    """Verify that a Responses refusal item and an incomplete `content_filter` are outcomes."""
+    for headers in (
+        {"x-llmtel-demo-refusal": "I can't help with that."},
+        {"x-llmtel-demo-finish-reason": "content_filter"},
+    ):
+        if stream:  # (the `responses.stream()` helper raises on an incomplete response)
+            list(
+                client.responses.create(
+                    model="gpt-4o-mini", input="hi", stream=True, extra_headers=headers
+                )
+            )
+        else:
+            client.responses.create(model="gpt-4o-mini", input="hi", extra_headers=headers)
+    refused, filtered = (dict(s.attributes or {}) for s in telemetry.spans())
+    assert (refused["llmtel.outcome"], refused["gen_ai.response.finish_reasons"]) == (
+        "refusal",
+        ("stop",),
+    )
+    assert (filtered["llmtel.outcome"], filtered["gen_ai.response.finish_reasons"]) == (
+        "content_filter",
+        ("content_filter",),
+    )
+    (refusal_log, _) = telemetry.logs()
+    assert (refusal_log.log_record.attributes or {})["llmtel.output.preview"] == (
+        "I can't help with that."
+    )
+
+
+def test_streamed_refusal_and_filter(telemetry: Capture, client: openai.OpenAI) -> None:
+    """Verify that streamed chat answers get the refusal and content-filter outcomes too."""
+    for headers in (
+        {"x-llmtel-demo-refusal": "No."},
+        {"x-llmtel-demo-finish-reason": "content_filter"},
+    ):
+        list(
+            client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=USER,  # type: ignore[arg-type]
+                stream=True,
+                extra_headers=headers,
+            )
+        )
+    outcomes = [(s.attributes or {})["llmtel.outcome"] for s in telemetry.spans()]
+    assert outcomes == ["refusal", "content_filter"]

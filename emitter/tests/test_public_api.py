@@ -20,9 +20,14 @@ def test_all_is_sorted_and_complete() -> None:
     assert llmtel.__all__ == sorted(llmtel.__all__)
     assert set(llmtel.__all__) == {
         "CaptureContent",
+        "FeedbackKind",
+        "OpenAIInstrumentor",
         "Outcome",
+        "StreamEnd",
         "__version__",
+        "call_id",
         "context",
+        "feedback",
         "force_flush",
         "init",
         "shutdown",
@@ -49,7 +54,17 @@ def test_public_callables_have_a_docstring_with_an_example(obj: object) -> None:
     assert "Example" in (inspect.getdoc(obj) or "")
 
 
-@pytest.mark.parametrize("module", ["llmtel", "llmtel._context", "llmtel._setup", "llmtel.testing"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "llmtel",
+        "llmtel._context",
+        "llmtel._feedback",
+        "llmtel._instrumentor",
+        "llmtel._setup",
+        "llmtel.testing",
+    ],
+)
 def test_docstring_examples_run(module: str) -> None:
     """Verify that the examples in the public docstrings pass as doctests."""
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)

@@ -7,7 +7,8 @@ import logging
 import openai
 import pytest
 
-from llmtel import _call, _streams
+from llmtel import _call, _chat
+from llmtel.demo.server import completion_tokens_for, prompt_tokens_for
 from llmtel.testing import Capture, capture
 
 USER = [{"role": "user", "content": "hi"}]
@@ -28,7 +29,7 @@ def test_failure_to_start_a_call_passes_through(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Verify that if llmtel cannot start recording, the call still runs and the error is logged."""
-    monkeypatch.setattr(_call, "request_attributes", _boom)
+    monkeypatch.setattr(_chat, "request_attributes", _boom)
     reply = client.chat.completions.create(model="gpt-4o-mini", messages=USER)  # type: ignore[arg-type]
     assert reply.choices[0].message.content
     assert telemetry.spans() == ()
@@ -42,7 +43,7 @@ def test_failure_to_read_a_response_still_ends_the_span(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Verify that a bug reading the response returns it untouched and still ends the span."""
-    monkeypatch.setattr(_call, "result_from_completion", _boom)
+    monkeypatch.setattr(_chat, "read_usage", _boom)
     reply = client.chat.completions.create(model="gpt-4o-mini", messages=USER)  # type: ignore[arg-type]
     assert reply.usage is not None
     (span,) = telemetry.spans()
@@ -77,7 +78,7 @@ def test_failure_to_read_a_chunk_keeps_the_stream_intact(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Verify that a bug reading stream chunks leaves every chunk to the app and ends the span."""
-    monkeypatch.setattr(_streams._Accumulator, "_read", _boom)
+    monkeypatch.setattr(_chat.ChatStream, "on_item", _boom)
     chunks = list(
         client.chat.completions.create(
             model="gpt-4o-mini",
@@ -161,3 +162,21 @@ def test_capture_refuses_to_nest_or_run_disabled(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     with pytest.raises(RuntimeError, match="OTEL_SDK_DISABLED"), capture():
         pass
+
+
+def test_internal_failures_are_counted(
+    telemetry: Capture, client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Verify that each swallowed llmtel failure adds one to `llmtel.emitter.errors`."""
+    monkeypatch.setattr(_chat.ChatStream, "on_item", _boom)
+    for _ in range(2):
+        for _ in client.chat.completions.create(model="gpt-4o-mini", messages=USER, stream=True):  # type: ignore[arg-type]
+            pass
+    counted = {
+        str((point.attributes or {})["llmtel.error.where"]): point.value
+        for metric in telemetry.metrics()
+        if metric.name == "llmtel.emitter.errors"
+        for point in metric.data.data_points
+    }
+    chunks_per_stream = 1 + completion_tokens_for(prompt_tokens_for(USER)) + 1  # role, words, end
+    assert counted == {"read a stream chunk": 2 * chunks_per_stream}

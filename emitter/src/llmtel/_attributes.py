@@ -32,6 +32,8 @@ GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tok
 GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
 GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
 GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"  # noqa: S105 - not a secret
+GEN_AI_REQUEST_ENCODING_FORMATS: Final = "gen_ai.request.encoding_formats"
+GEN_AI_EMBEDDINGS_DIMENSION_COUNT: Final = "gen_ai.embeddings.dimension.count"
 
 # Generic semantic conventions.
 ERROR_TYPE: Final = "error.type"
@@ -47,9 +49,26 @@ LLMTEL_LATENCY_MS: Final = "llmtel.latency_ms"
 LLMTEL_INPUT_PREVIEW: Final = "llmtel.input.preview"
 LLMTEL_SYSTEM_PREVIEW: Final = "llmtel.system.preview"
 LLMTEL_OUTPUT_PREVIEW: Final = "llmtel.output.preview"
+LLMTEL_COST_USD: Final = "llmtel.cost.usd"
+LLMTEL_ENDPOINT: Final = "llmtel.endpoint"
+LLMTEL_PROMPT_VERSION: Final = "llmtel.prompt.version"
+LLMTEL_STREAM_END: Final = "llmtel.stream.end"
+LLMTEL_USAGE_MISSING: Final = "llmtel.usage.missing"
+LLMTEL_CALL_ID: Final = "llmtel.call.id"
+LLMTEL_CONTENT_INPUT: Final = "llmtel.content.input"
+LLMTEL_CONTENT_OUTPUT: Final = "llmtel.content.output"
+LLMTEL_CONTENT_TRUNCATED: Final = "llmtel.content.truncated"
+LLMTEL_FEEDBACK_KIND: Final = "llmtel.feedback.kind"
+LLMTEL_FEEDBACK_COMMENT: Final = "llmtel.feedback.comment"
 
-# The log record of one call.
+# Event names of llmtel's log records: one call record per call, one content record
+# per call when capture is "full", one feedback record per ``llmtel.feedback``.
 CALL_EVENT_NAME: Final = "llmtel.call"
+CONTENT_EVENT_NAME: Final = "llmtel.content"
+FEEDBACK_EVENT_NAME: Final = "llmtel.feedback"
+
+# Internal failures of llmtel itself (caught, logged and counted, never raised).
+METRIC_EMITTER_ERRORS: Final = "llmtel.emitter.errors"
 
 # Metrics (semconv names, units and advisory bucket boundaries).
 METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
@@ -88,9 +107,11 @@ TOKEN_BUCKETS: Final = (
 )
 
 OPERATION_CHAT: Final = "chat"
+OPERATION_EMBEDDINGS: Final = "embeddings"
 PROVIDER_OPENAI: Final = "openai"
 
 PREVIEW_MAX_CHARS: Final = 200
+CONTENT_MAX_CHARS: Final = 1_000_000  # per content attribute; beyond it the text is cut
 
 Outcome = Literal[
     "ok",
@@ -105,3 +126,9 @@ Outcome = Literal[
     "error",
 ]
 """The low-cardinality result of one call, written as ``llmtel.outcome``."""
+
+StreamEnd = Literal["completed", "closed_early", "abandoned", "error"]
+"""How a streamed call ended, written as ``llmtel.stream.end``."""
+
+FeedbackKind = Literal["thumbs_up", "thumbs_down", "retried", "abandoned", "comment"]
+"""What the user did about an answer, written as ``llmtel.feedback.kind``."""

@@ -1,13 +1,24 @@
-"""One instrumented chat call: its span, its log record and its metric points.
+"""One instrumented call: its span, its log records and its metric points.
 
 A ``Call`` is started before the SDK sends the request and finished exactly once,
 when the response (or the end of a stream, or an exception) is known. Every method
-that runs on the app's call path swallows and logs its own failures.
+that runs on the app's call path swallows, logs and counts its own failures.
+
+What a call emits:
+
+- a CLIENT span ``{operation} {model}`` with the request, response, usage, cost,
+  outcome and app context attributes;
+- an ``llmtel.call`` log record with the same attributes plus latency and (unless
+  capture is ``none``) previews, carrying the span's trace and span ids;
+- with capture ``full``, an ``llmtel.content`` log record with the whole prompt and
+  answer, carrying the same ids;
+- the semconv histograms ``gen_ai.client.operation.duration`` and
+  ``gen_ai.client.token.usage``, labelled with bounded attributes only.
 """
 
 from __future__ import annotations
 
-import logging
+import json
 import threading
 import time
 from collections.abc import Mapping
@@ -24,14 +35,11 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from llmtel import _attributes as attr
-from llmtel import _context
-from llmtel._state import Telemetry
+from llmtel import _context, _registry
+from llmtel._cost import Tokens
+from llmtel._state import Telemetry, report_error
 
-_log = logging.getLogger("llmtel")
-
-_Attrs = dict[str, AttributeValue]
-
-_SYSTEM_ROLES = ("system", "developer")
+Attrs = dict[str, AttributeValue]
 
 # The request attributes that are also metric attributes (low cardinality only).
 _METRIC_REQUEST_KEYS = (
@@ -40,59 +48,15 @@ _METRIC_REQUEST_KEYS = (
     attr.GEN_AI_REQUEST_MODEL,
 )
 
+# Part types whose text is the text of a message (Chat and Responses APIs).
+_TEXT_PART_TYPES = ("text", "input_text", "output_text")
+
 
 def cap(text: str, limit: int = attr.PREVIEW_MAX_CHARS) -> str:
     """Return ``text`` cut to at most ``limit`` characters, marking a cut with an ellipsis."""
     if len(text) <= limit:
         return text
     return text[: limit - 1] + "\u2026"
-
-
-@dataclass(slots=True)
-class Result:
-    """What is known about a call when it ends."""
-
-    response_model: str | None = None
-    response_id: str | None = None
-    finish_reasons: list[str] = field(default_factory=list)
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cache_read_tokens: int | None = None
-    cache_creation_tokens: int | None = None
-    reasoning_tokens: int | None = None
-    output_preview: str | None = None
-    refusal: bool = False
-    time_to_first_chunk_s: float | None = None
-    error: BaseException | None = None
-
-
-def classify_error(exc: BaseException) -> attr.Outcome:
-    """Map an exception raised by the SDK to a low-cardinality outcome."""
-    if isinstance(exc, openai.APITimeoutError):  # before its base class APIConnectionError
-        return "timeout"
-    if isinstance(exc, openai.APIConnectionError):
-        return "connection_error"
-    if isinstance(exc, openai.APIStatusError):
-        code = exc.status_code
-        if code == 429:
-            return "rate_limit"
-        if code in (401, 403):
-            return "auth"
-        if code >= 500:
-            return "server_error"
-        if 400 <= code < 500:
-            return "bad_request"
-    return "error"
-
-
-def _outcome(result: Result) -> attr.Outcome:
-    if result.error is not None:
-        return classify_error(result.error)
-    if "content_filter" in result.finish_reasons:
-        return "content_filter"
-    if result.refusal:
-        return "refusal"
-    return "ok"
 
 
 def field_of(obj: object, name: str) -> object:
@@ -111,7 +75,7 @@ def content_text(content: object) -> str | None:
     texts: list[str] = []
     for part in content:
         kind = field_of(part, "type")
-        if kind == "text":
+        if kind in _TEXT_PART_TYPES:
             text = field_of(part, "text")
             if isinstance(text, str):
                 texts.append(text)
@@ -124,73 +88,112 @@ def content_text(content: object) -> str | None:
     return " ".join(texts) if texts else None
 
 
-def input_previews(messages: object) -> tuple[str | None, str | None]:
-    """Return the (last user message, first system message) previews of ``messages``.
-
-    Only a list or tuple is read: any other iterable (a generator) is left untouched
-    for the SDK, so instrumentation never consumes what the app passes.
-    """
-    if not isinstance(messages, list | tuple):
-        return None, None
-    user: str | None = None
-    system: str | None = None
-    for message in messages:
-        role = field_of(message, "role")
-        if role == "user":
-            user = content_text(field_of(message, "content"))
-        elif role in _SYSTEM_ROLES and system is None:
-            system = content_text(field_of(message, "content"))
-    return (
-        cap(user) if user is not None else None,
-        cap(system) if system is not None else None,
-    )
+def jsonable(value: object) -> object:
+    """Return ``value`` as plain JSON data (SDK models dumped, unknown objects as text)."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        try:
+            return dump(mode="json", exclude_none=True)
+        except Exception:
+            return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
 
 
-def _number(value: object) -> float | int | None:
+def to_json(value: object) -> str:
+    """Serialise ``value`` (SDK models, TypedDicts, lists) as compact JSON text."""
+    return json.dumps(jsonable(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def number(value: object) -> float | int | None:
+    """Return ``value`` if it is a real int or float (not a bool), else None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return value
 
 
-def request_attributes(kwargs: Mapping[str, Any]) -> _Attrs:
-    """Return the ``gen_ai.request.*`` attributes for the keyword arguments of ``create``."""
-    attrs: _Attrs = {
-        attr.GEN_AI_OPERATION_NAME: attr.OPERATION_CHAT,
-        attr.GEN_AI_PROVIDER_NAME: attr.PROVIDER_OPENAI,
-    }
-    model = kwargs.get("model")
-    if isinstance(model, str):
-        attrs[attr.GEN_AI_REQUEST_MODEL] = model
-    for key, name in (
-        ("temperature", attr.GEN_AI_REQUEST_TEMPERATURE),
-        ("top_p", attr.GEN_AI_REQUEST_TOP_P),
-        ("frequency_penalty", attr.GEN_AI_REQUEST_FREQUENCY_PENALTY),
-        ("presence_penalty", attr.GEN_AI_REQUEST_PRESENCE_PENALTY),
-    ):
-        number = _number(kwargs.get(key))
-        if number is not None:
-            attrs[name] = float(number)
-    max_tokens = _number(kwargs.get("max_completion_tokens"))
-    if max_tokens is None:
-        max_tokens = _number(kwargs.get("max_tokens"))
-    if isinstance(max_tokens, int):
-        attrs[attr.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
-    seed = _number(kwargs.get("seed"))
-    if isinstance(seed, int):
-        attrs[attr.GEN_AI_REQUEST_SEED] = seed
-    n = _number(kwargs.get("n"))
-    if isinstance(n, int) and n != 1:
-        attrs[attr.GEN_AI_REQUEST_CHOICE_COUNT] = n
-    stop = kwargs.get("stop")
-    if isinstance(stop, str):
-        attrs[attr.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
-    elif isinstance(stop, list | tuple) and all(isinstance(s, str) for s in stop):
-        attrs[attr.GEN_AI_REQUEST_STOP_SEQUENCES] = list(stop)
-    attrs[attr.GEN_AI_REQUEST_STREAM] = kwargs.get("stream") is True
-    return attrs
+def integer(value: object) -> int | None:
+    """Return ``value`` if it is an int (not a bool), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def server_attributes(client: object) -> _Attrs:
+@dataclass(slots=True)
+class Request:
+    """What is known about a call before it is sent."""
+
+    operation: str
+    attributes: Attrs
+    input_preview: str | None = None
+    system_preview: str | None = None
+    input_content: str | None = None  # JSON, only with capture "full"
+
+    @property
+    def model(self) -> str | None:
+        """The requested model, if any."""
+        model = self.attributes.get(attr.GEN_AI_REQUEST_MODEL)
+        return model if isinstance(model, str) and model else None
+
+
+@dataclass(slots=True)
+class Result:
+    """What is known about a call when it ends."""
+
+    response_model: str | None = None
+    response_id: str | None = None
+    finish_reasons: list[str] = field(default_factory=list)
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_creation_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    output_preview: str | None = None
+    output_content: object = None  # JSON-able, only with capture "full"
+    refusal: bool = False
+    failure: str | None = None  # an error the provider reported in a 200 answer
+    time_to_first_chunk_s: float | None = None
+    error: BaseException | None = None
+    stream_end: attr.StreamEnd | None = None
+    responded: bool = False  # the provider answered (a body or a first chunk arrived)
+
+
+def classify_error(exc: BaseException) -> attr.Outcome:
+    """Map an exception raised by the SDK to a low-cardinality outcome."""
+    if isinstance(exc, openai.APITimeoutError):  # before its base class APIConnectionError
+        return "timeout"
+    if isinstance(exc, openai.APIConnectionError):
+        return "connection_error"
+    if isinstance(exc, openai.APIStatusError):
+        code = exc.status_code
+        if code == 429:
+            return "rate_limit"
+        if code in (401, 403):
+            return "auth"
+        if code >= 500:
+            return "server_error"
+        if 400 <= code < 500:
+            return "content_filter" if exc.code == "content_filter" else "bad_request"
+    return "error"
+
+
+def outcome_of(result: Result) -> attr.Outcome:
+    """Return the outcome of a finished call."""
+    if result.error is not None:
+        return classify_error(result.error)
+    if result.failure is not None:
+        return "error"
+    if "content_filter" in result.finish_reasons:
+        return "content_filter"
+    if result.refusal:
+        return "refusal"
+    return "ok"
+
+
+def server_attributes(client: object) -> Attrs:
     """Return ``server.address`` and ``server.port`` for an OpenAI client's base URL."""
     url = getattr(client, "base_url", None)
     host = getattr(url, "host", None)
@@ -202,104 +205,75 @@ def server_attributes(client: object) -> _Attrs:
     return {attr.SERVER_ADDRESS: host, attr.SERVER_PORT: port}
 
 
-def read_usage(result: Result, usage: object) -> None:
-    """Copy the token counts of an SDK ``usage`` object into ``result``."""
-    if usage is None:
-        return
-    prompt = field_of(usage, "prompt_tokens")
-    completion = field_of(usage, "completion_tokens")
-    if isinstance(prompt, int):
-        result.input_tokens = prompt
-    if isinstance(completion, int):
-        result.output_tokens = completion
-    prompt_details = field_of(usage, "prompt_tokens_details")
-    if prompt_details is not None:
-        cached = field_of(prompt_details, "cached_tokens")
-        if isinstance(cached, int):
-            result.cache_read_tokens = cached
-        written = field_of(prompt_details, "cache_write_tokens")
-        if isinstance(written, int):
-            result.cache_creation_tokens = written
-    completion_details = field_of(usage, "completion_tokens_details")
-    if completion_details is not None:
-        reasoning = field_of(completion_details, "reasoning_tokens")
-        if isinstance(reasoning, int):
-            result.reasoning_tokens = reasoning
+def _qualified_name(exc: BaseException) -> str:
+    cls = type(exc)
+    return cls.__name__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 
-def message_preview(message: object) -> str | None:
-    """Return the text of an answer: its content, else its refusal, else its tool calls."""
-    text = content_text(field_of(message, "content"))
-    if text is None:
-        refusal = field_of(message, "refusal")
-        if isinstance(refusal, str) and refusal:
-            text = refusal
-    if text is None:
-        calls = field_of(message, "tool_calls")
-        if isinstance(calls, list) and calls:
-            names = [str(field_of(field_of(c, "function"), "name") or "?") for c in calls]
-            text = "[tool_calls: " + ", ".join(names) + "]"
-    return cap(text) if text is not None else None
-
-
-def result_from_completion(completion: object) -> Result:
-    """Read a ``ChatCompletion`` into a ``Result``."""
-    result = Result()
-    model = field_of(completion, "model")
-    if isinstance(model, str):
-        result.response_model = model
-    response_id = field_of(completion, "id")
-    if isinstance(response_id, str):
-        result.response_id = response_id
-    choices = field_of(completion, "choices")
-    if isinstance(choices, list):
-        for choice in choices:
-            reason = field_of(choice, "finish_reason")
-            if isinstance(reason, str):
-                result.finish_reasons.append(reason)
-        if choices:
-            message = field_of(choices[0], "message")
-            refusal = field_of(message, "refusal")
-            result.refusal = isinstance(refusal, str) and bool(refusal)
-            result.output_preview = message_preview(message)
-    read_usage(result, field_of(completion, "usage"))
-    return result
+def _cut_content(text: str) -> tuple[str, bool]:
+    if len(text) <= attr.CONTENT_MAX_CHARS:
+        return text, False
+    return text[: attr.CONTENT_MAX_CHARS], True
 
 
 class Call:
-    """A started chat call. The first ``finish`` ends it; later ones do nothing."""
+    """A started call. The first ``finish`` ends it; later ones do nothing."""
 
-    def __init__(self, telemetry: Telemetry, client: object, kwargs: Mapping[str, Any]) -> None:
+    def __init__(self, telemetry: Telemetry, client: object, request: Request) -> None:
         self._telemetry = telemetry
         self._lock = threading.Lock()
         self._finished = False
-        self.previews = telemetry.capture_content == "preview"
-        request = request_attributes(kwargs)
-        model = request.get(attr.GEN_AI_REQUEST_MODEL)
-        self._model = model if isinstance(model, str) and model else None
-        self._metric_attributes: _Attrs = {
-            key: request[key] for key in _METRIC_REQUEST_KEYS if key in request
+        self.capture = telemetry.capture_content
+        self.previews = self.capture != "none"
+        self.full = self.capture == "full"
+        self._request = request
+        self._operation = request.operation
+        self._model = request.model
+        base_url = getattr(client, "base_url", None)
+        self._base_url = str(base_url) if base_url is not None else None
+        app = _context.current()
+        requested = request.attributes
+        self._metric_attributes: Attrs = {
+            key: requested[key] for key in _METRIC_REQUEST_KEYS if key in requested
         }
-        self._attributes: _Attrs = {**request, **server_attributes(client)}
-        self._attributes.update(_context.current())
-        self._input_preview: str | None = None
-        self._system_preview: str | None = None
-        if self.previews:
-            self._input_preview, self._system_preview = input_previews(kwargs.get("messages"))
+        self._metric_attributes.update({k: app[k] for k in _context.METRIC_KEYS if k in app})
+        self._attributes: Attrs = {**request.attributes, **server_attributes(client), **app}
         self.start = time.perf_counter()
         self._span = telemetry.tracer.start_span(
-            f"{attr.OPERATION_CHAT} {self._model}" if self._model else attr.OPERATION_CHAT,
+            f"{self._operation} {self._model}" if self._model else self._operation,
             kind=SpanKind.CLIENT,
             attributes=self._attributes,
         )
         self._span_context = trace.set_span_in_context(self._span)
+        span_context = self._span.get_span_context()
+        self.ref = _registry.CallRef(
+            span_context.trace_id,
+            span_context.span_id,
+            {
+                key: value
+                for key, value in self._attributes.items()
+                if key
+                in (
+                    attr.GEN_AI_OPERATION_NAME,
+                    attr.GEN_AI_REQUEST_MODEL,
+                    attr.LLMTEL_ENDPOINT,
+                    attr.LLMTEL_PROMPT_VERSION,
+                )
+            },
+        )
+        _registry.remember_call(self.ref)
+
+    @property
+    def finished(self) -> bool:
+        """True once ``finish`` has run."""
+        return self._finished
 
     def activate(self) -> Token[Context] | None:
         """Make the call's span current (for spans the SDK's transport may start)."""
         try:
             return otel_context.attach(self._span_context)
         except Exception:
-            _log.exception("llmtel: could not attach the call context")
+            report_error("attach the call context")
             return None
 
     def deactivate(self, token: Token[Context] | None) -> None:
@@ -309,10 +283,10 @@ class Call:
         try:
             otel_context.detach(token)
         except Exception:
-            _log.exception("llmtel: could not detach the call context")
+            report_error("detach the call context")
 
     def finish(self, result: Result) -> None:
-        """End the call: span attributes and status, log record, metrics. Never raises."""
+        """End the call: span attributes and status, log records, metrics. Never raises."""
         with self._lock:
             if self._finished:
                 return
@@ -320,20 +294,42 @@ class Call:
         try:
             self._record(result)
         except Exception:
-            _log.exception("llmtel: failed to record a chat call")
+            report_error("record a call")
         finally:
             try:
                 if self._span.is_recording():
                     self._span.end()
             except Exception:
-                _log.exception("llmtel: failed to end a span")
+                report_error("end a span")
+
+    def _cost(self, result: Result) -> float | None:
+        if result.input_tokens is None:
+            return None
+        try:
+            return self._telemetry.pricer.cost(
+                (result.response_model, self._model),
+                Tokens(
+                    input=result.input_tokens,
+                    output=result.output_tokens or 0,
+                    cache_read=result.cache_read_tokens,
+                    cache_write=result.cache_creation_tokens,
+                ),
+                self._base_url,
+            )
+        except Exception:
+            report_error("compute a cost")
+            return None
 
     def _record(self, result: Result) -> None:
         latency_s = time.perf_counter() - self.start
-        outcome = _outcome(result)
-        error_type = type(result.error).__name__ if result.error is not None else None
+        outcome = outcome_of(result)
+        error_type: str | None = None
+        if result.error is not None:
+            error_type = type(result.error).__name__
+        elif result.failure is not None:
+            error_type = result.failure
 
-        response: _Attrs = {}
+        response: Attrs = {}
         if result.response_model is not None:
             response[attr.GEN_AI_RESPONSE_MODEL] = result.response_model
         if result.response_id is not None:
@@ -349,8 +345,15 @@ class Call:
         ):
             if value is not None:
                 response[name] = value
+        if result.responded and result.input_tokens is None and result.output_tokens is None:
+            response[attr.LLMTEL_USAGE_MISSING] = True
+        cost = self._cost(result)
+        if cost is not None:
+            response[attr.LLMTEL_COST_USD] = cost
         if result.time_to_first_chunk_s is not None:
             response[attr.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = result.time_to_first_chunk_s
+        if result.stream_end is not None:
+            response[attr.LLMTEL_STREAM_END] = result.stream_end
         response[attr.LLMTEL_OUTCOME] = outcome
         if error_type is not None:
             response[attr.ERROR_TYPE] = error_type
@@ -358,27 +361,41 @@ class Call:
             if isinstance(status_code, int):
                 response[attr.HTTP_RESPONSE_STATUS_CODE] = status_code
 
+        if result.response_id is not None:
+            self.ref.attributes[attr.GEN_AI_RESPONSE_ID] = result.response_id
+            _registry.remember_response_id(result.response_id, self.ref)
         span = self._span
         span.set_attributes(response)
         if result.error is not None:
-            span.record_exception(result.error)
+            if self.previews:
+                span.record_exception(result.error)
+            else:  # the message and stack can quote the prompt
+                span.add_event("exception", {"exception.type": _qualified_name(result.error)})
+        if error_type is not None:
             span.set_status(Status(StatusCode.ERROR, error_type))
 
         self._emit_log(result, outcome, latency_s, response)
+        if self.full:
+            self._emit_content(result, response)
         self._record_metrics(result, outcome, error_type, latency_s)
 
-    def _emit_log(self, result: Result, outcome: str, latency_s: float, response: _Attrs) -> None:
+    def _emit_log(self, result: Result, outcome: str, latency_s: float, response: Attrs) -> None:
         latency_ms = latency_s * 1000.0
-        attributes: _Attrs = {**self._attributes, **response, attr.LLMTEL_LATENCY_MS: latency_ms}
+        attributes: Attrs = {
+            **self._attributes,
+            **response,
+            attr.LLMTEL_LATENCY_MS: latency_ms,
+            attr.LLMTEL_CALL_ID: self.ref.call_id,
+        }
         if self.previews:
             for name, value in (
-                (attr.LLMTEL_INPUT_PREVIEW, self._input_preview),
-                (attr.LLMTEL_SYSTEM_PREVIEW, self._system_preview),
+                (attr.LLMTEL_INPUT_PREVIEW, self._request.input_preview),
+                (attr.LLMTEL_SYSTEM_PREVIEW, self._request.system_preview),
                 (attr.LLMTEL_OUTPUT_PREVIEW, result.output_preview),
             ):
                 if value is not None:
                     attributes[name] = value
-        if result.error is not None:
+        if result.error is not None or result.failure is not None:
             severity = SeverityNumber.ERROR
         elif outcome == "ok":
             severity = SeverityNumber.INFO
@@ -389,15 +406,53 @@ class Call:
             context=self._span_context,
             severity_number=severity,
             severity_text=severity.name,
-            body=f"{attr.OPERATION_CHAT} {self._model or '-'} {outcome} {latency_ms:.0f} ms",
+            body=f"{self._operation} {self._model or '-'} {outcome} {latency_ms:.0f} ms",
             attributes=attributes,
             event_name=attr.CALL_EVENT_NAME,
+        )
+
+    def _emit_content(self, result: Result, response: Attrs) -> None:
+        attributes: Attrs = {
+            key: value
+            for key, value in {**self._attributes, **response}.items()
+            if key
+            in (
+                attr.GEN_AI_OPERATION_NAME,
+                attr.GEN_AI_PROVIDER_NAME,
+                attr.GEN_AI_REQUEST_MODEL,
+                attr.GEN_AI_RESPONSE_MODEL,
+                attr.GEN_AI_RESPONSE_ID,
+                attr.LLMTEL_ENDPOINT,
+                attr.LLMTEL_PROMPT_VERSION,
+            )
+        }
+        attributes[attr.LLMTEL_CALL_ID] = self.ref.call_id
+        truncated = False
+        if self._request.input_content is not None:
+            text, cut = _cut_content(self._request.input_content)
+            attributes[attr.LLMTEL_CONTENT_INPUT] = text
+            truncated |= cut
+        if result.output_content is not None:
+            output = result.output_content
+            text, cut = _cut_content(output if isinstance(output, str) else to_json(output))
+            attributes[attr.LLMTEL_CONTENT_OUTPUT] = text
+            truncated |= cut
+        if truncated:
+            attributes[attr.LLMTEL_CONTENT_TRUNCATED] = True
+        self._telemetry.logger.emit(
+            timestamp=time.time_ns(),
+            context=self._span_context,
+            severity_number=SeverityNumber.INFO,
+            severity_text=SeverityNumber.INFO.name,
+            body=f"{self._operation} {self._model or '-'} content",
+            attributes=attributes,
+            event_name=attr.CONTENT_EVENT_NAME,
         )
 
     def _record_metrics(
         self, result: Result, outcome: str, error_type: str | None, latency_s: float
     ) -> None:
-        attributes: _Attrs = dict(self._metric_attributes)
+        attributes: Attrs = dict(self._metric_attributes)
         if result.response_model is not None:
             attributes[attr.GEN_AI_RESPONSE_MODEL] = result.response_model
         if error_type is not None:
@@ -411,10 +466,18 @@ class Call:
                 )
 
 
-def start(telemetry: Telemetry, client: object, kwargs: Mapping[str, Any]) -> Call | None:
+def start(telemetry: Telemetry, client: object, request: Request) -> Call | None:
     """Start a call, or return None (and log why) if that fails."""
     try:
-        return Call(telemetry, client, kwargs)
+        return Call(telemetry, client, request)
     except Exception:
-        _log.exception("llmtel: failed to start recording a chat call")
+        report_error("start recording a call")
         return None
+
+
+def read_kwargs(kwargs: Mapping[str, Any], key: str) -> object:
+    """Return ``kwargs[key]``, or None when absent or the SDK's ``omit``/``NOT_GIVEN``."""
+    value = kwargs.get(key)
+    if isinstance(value, openai.NotGiven | openai.Omit):
+        return None
+    return value

@@ -9,8 +9,6 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
-from typing import get_args
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
@@ -25,19 +23,21 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.util.types import AttributeValue
 
-from llmtel import _attributes as attr
-from llmtel import _instrument, _state
+from llmtel import _cost
+from llmtel._instrumentor import (
+    CAPTURE_CONTENT_ENV,
+    VERSION,
+    OpenAIInstrumentor,
+    resolve_capture_content,
+)
 from llmtel._state import CaptureContent
 
 _log = logging.getLogger("llmtel")
 
-CAPTURE_CONTENT_ENV = "LLMTEL_CAPTURE_CONTENT"
-DEFAULT_METRIC_EXPORT_INTERVAL_MS = 10_000.0
+__all__ = ["CAPTURE_CONTENT_ENV", "init", "resolve_capture_content", "shutdown"]
 
-try:
-    _VERSION = version("llmtel")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    _VERSION = "0.0.0"
+DEFAULT_METRIC_EXPORT_INTERVAL_MS = 10_000.0
+_VERSION = VERSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,25 +54,6 @@ _atexit_registered = False
 
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() == "true"
-
-
-def resolve_capture_content(explicit: str | None) -> CaptureContent:
-    """Return the content mode: the argument, else ``LLMTEL_CAPTURE_CONTENT``, else preview.
-
-    An unknown value falls back to ``"none"``: when in doubt, send no content.
-    """
-    raw = explicit if explicit is not None else os.environ.get(CAPTURE_CONTENT_ENV)
-    if raw is None or not raw.strip():
-        return "preview"
-    value = raw.strip().lower()
-    for mode in get_args(CaptureContent):
-        if value == mode:
-            return mode  # type: ignore[no-any-return]
-    _log.warning(
-        "llmtel: unknown capture_content %r (expected 'preview' or 'none'); capturing none",
-        raw,
-    )
-    return "none"
 
 
 def resolve_metric_interval_ms(explicit: float | None) -> float:
@@ -167,15 +148,21 @@ def install(
     metric_readers: Sequence[MetricReader],
     capture_content: CaptureContent,
     set_global_providers: bool,
+    pricer: _cost.Pricer | None = None,
 ) -> None:
     """Build the three providers around the given processors and patch the SDK.
 
     Raises:
-        RuntimeError: llmtel is already initialised.
+        RuntimeError: llmtel is already initialised, or its instrumentor is already
+            active on other providers (``opentelemetry-instrument``).
     """
     with _lock:
         if _pipeline is not None:
             raise RuntimeError("llmtel is already initialised; call llmtel.shutdown() first")
+        if OpenAIInstrumentor().is_instrumented_by_opentelemetry:
+            raise RuntimeError(
+                "llmtel's OpenAIInstrumentor is already active (opentelemetry-instrument?)"
+            )
         _install(
             resource=resource,
             span_processors=span_processors,
@@ -183,6 +170,7 @@ def install(
             metric_readers=metric_readers,
             capture_content=capture_content,
             set_global_providers=set_global_providers,
+            pricer=pricer or _cost.Pricer(),
         )
 
 
@@ -194,6 +182,7 @@ def _install(
     metric_readers: Sequence[MetricReader],
     capture_content: CaptureContent,
     set_global_providers: bool,
+    pricer: _cost.Pricer,
 ) -> None:
     global _pipeline, _atexit_registered
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
@@ -207,27 +196,14 @@ def _install(
     )
     pipeline = _Pipeline(tracer_provider, logger_provider, meter_provider)
 
-    meter = meter_provider.get_meter("llmtel", _VERSION)
-    telemetry = _state.Telemetry(
-        tracer=tracer_provider.get_tracer("llmtel", _VERSION),
-        logger=logger_provider.get_logger("llmtel", _VERSION),
-        duration=meter.create_histogram(
-            attr.METRIC_OPERATION_DURATION,
-            unit="s",
-            description="GenAI operation duration.",
-            explicit_bucket_boundaries_advisory=attr.DURATION_BUCKETS,
-        ),
-        token_usage=meter.create_histogram(
-            attr.METRIC_TOKEN_USAGE,
-            unit="{token}",
-            description="Number of input and output tokens used.",
-            explicit_bucket_boundaries_advisory=attr.TOKEN_BUCKETS,
-        ),
-        capture_content=capture_content,
-    )
     _pipeline = pipeline
-    _state.set_current(telemetry)
-    _instrument.instrument()
+    OpenAIInstrumentor().instrument(
+        tracer_provider=tracer_provider,
+        logger_provider=logger_provider,
+        meter_provider=meter_provider,
+        capture_content=capture_content,
+        pricer=pricer,
+    )
     if set_global_providers:
         _set_globals(pipeline)
     if not _atexit_registered:
@@ -246,16 +222,20 @@ def init(
     endpoint: str | None = None,
     resource_attributes: Mapping[str, AttributeValue] | None = None,
     capture_content: CaptureContent | None = None,
+    prices_file: str | os.PathLike[str] | None = None,
     metric_export_interval_ms: float | None = None,
     set_global_providers: bool = True,
 ) -> None:
-    """Start sending traces, logs and metrics of every OpenAI chat call over OTLP.
+    """Start sending traces, logs and metrics of every OpenAI SDK call over OTLP.
 
     Sets up a tracer, logger and meter provider that batch in memory and export
     OTLP http/protobuf from background threads, then instruments the ``openai``
-    SDK so every ``client.chat.completions.create`` call (sync or async, streamed
-    or not, on clients made before or after this call) emits one span, one
-    ``llmtel.call`` log record and two histograms.
+    SDK (``OpenAIInstrumentor``) so every call of ``chat.completions.create`` and
+    ``.parse``, ``responses.create``, ``.parse`` and ``.stream`` and
+    ``embeddings.create`` (sync or async, streamed or not, raw or not, on clients
+    made before or after this call) emits one span, one ``llmtel.call`` log record
+    (plus one ``llmtel.content`` record with capture ``"full"``) and two histograms.
+    Each span carries ``llmtel.cost.usd`` when the model's price is known.
 
     The standard ``OTEL_*`` variables apply (``OTEL_SERVICE_NAME``,
     ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_EXPORTER_OTLP_ENDPOINT`` and the
@@ -271,8 +251,11 @@ def init(
             ``http://localhost:4318``; ``/v1/traces``, ``/v1/logs`` and
             ``/v1/metrics`` are appended. Overrides every ``OTEL_EXPORTER_OTLP_*ENDPOINT``.
         resource_attributes: Extra resource attributes (over ``OTEL_RESOURCE_ATTRIBUTES``).
-        capture_content: ``"preview"`` (default) or ``"none"``; else
+        capture_content: ``"full"``, ``"preview"`` (default) or ``"none"``; else
             ``LLMTEL_CAPTURE_CONTENT``. See ``CaptureContent``.
+        prices_file: A YAML price file for models genai-prices does not know, or
+            whose price you pay differently; else ``LLMTEL_PRICES_FILE``. Its entries
+            win over the bundled prices. Read once, here.
         metric_export_interval_ms: Metric export period; else
             ``OTEL_METRIC_EXPORT_INTERVAL``, else 10 000 ms.
         set_global_providers: Also install the providers as the OpenTelemetry globals
@@ -289,6 +272,12 @@ def init(
                 return
             if _env_flag("OTEL_SDK_DISABLED"):
                 _log.info("llmtel: OTEL_SDK_DISABLED=true, not instrumenting")
+                return
+            if OpenAIInstrumentor().is_instrumented_by_opentelemetry:
+                _log.info(
+                    "llmtel: the openai SDK is already instrumented by llmtel's "
+                    "OpenAIInstrumentor (opentelemetry-instrument?); init() keeps that"
+                )
                 return
             _check_protocol()
             span_processors: list[SpanProcessor] = []
@@ -322,6 +311,7 @@ def init(
                 metric_readers=metric_readers,
                 capture_content=resolve_capture_content(capture_content),
                 set_global_providers=set_global_providers,
+                pricer=_cost.build_pricer(prices_file),
             )
     except Exception:
         _log.exception("llmtel: init() failed; the app runs uninstrumented")
@@ -392,8 +382,8 @@ def shutdown(timeout_s: float = 5) -> None:
     global _pipeline
     with _lock:
         pipeline, _pipeline = _pipeline, None
-        _state.set_current(None)
-        _instrument.uninstrument()
+        if pipeline is not None:
+            OpenAIInstrumentor().uninstrument()
     if pipeline is not None:
         _run_bounded("shutdown", pipeline, timeout_s)
 

@@ -1,14 +1,21 @@
 """Streaming calls: the span stays open while the app reads the stream.
 
-The app keeps the very ``Stream`` object the SDK returned (same type, same identity).
-llmtel swaps the stream's private chunk iterator for one that looks at each chunk on
-its way through, and patches the instance's ``close``. The call ends exactly once, at
-the first of:
+The app keeps the very ``Stream``/``AsyncStream`` object the SDK returned (same type,
+same identity, same chunks). llmtel swaps the stream's private chunk iterator for one
+that looks at each chunk on its way through, and wraps ``close``/``aclose`` of the
+stream's HTTP response (every way of closing a stream, the SDK's helpers included,
+ends there). The call ends exactly once, at the first of these, recorded as
+``llmtel.stream.end``:
 
-- the last chunk has been read (the iterator is exhausted),
-- reading raised (the exception goes on to the app unchanged),
-- the app closed the stream (``close()`` or leaving ``with stream:``),
-- the stream was garbage-collected unread or half-read (a weakref finalizer).
+- ``completed``: the last chunk has been read (the iterator is exhausted);
+- ``error``: reading raised (the exception goes on to the app unchanged);
+- ``closed_early``: the app closed the stream before the end (``close()``, leaving
+  ``with``/``async with``, a helper's ``close``), or its task was cancelled while
+  reading;
+- ``abandoned``: the stream was garbage-collected unread or half-read.
+
+Closing is never deferred or scheduled: ``await stream.close()`` awaits the SDK's own
+coroutine and nothing else, so no coroutine is left un-awaited.
 
 If a future SDK drops the private iterator, ``instrument`` returns False and the
 caller ends the call right away with what it knows: the stream still works.
@@ -16,162 +23,156 @@ caller ends the call right away with what it knows: the stream still works.
 
 from __future__ import annotations
 
-import logging
+import asyncio
 import threading
-import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from types import AsyncGeneratorType, GeneratorType
-from typing import Any
+from typing import Any, Protocol
 
-from llmtel._call import Call, Result, cap, content_text, field_of, read_usage
-
-_log = logging.getLogger("llmtel")
-
-_PREVIEW_BUFFER = 1024  # characters kept of the first choice before capping
+from llmtel import _attributes as attr
+from llmtel._call import Call, Result
+from llmtel._state import report_error
 
 
-class _Accumulator:
-    """Builds a ``Result`` from chunks. Holds no reference to the stream itself."""
+class Accumulator(Protocol):
+    """Reads the chunks of one stream into a ``Result``."""
 
-    def __init__(self, call: Call) -> None:
+    def on_item(self, item: object) -> None:
+        """Read one chunk (may raise: the caller catches)."""
+
+    def result(self) -> Result:
+        """Summarise what was read so far."""
+        ...
+
+
+class _Tracker:
+    """Ends a streamed call once. Holds no reference to the stream itself."""
+
+    def __init__(self, call: Call, accumulator: Accumulator) -> None:
         self._call = call
+        self._accumulator = accumulator
         self._lock = threading.Lock()
-        self._result = Result()
-        self._reasons: dict[int, str] = {}
-        self._text: list[str] = []
-        self._text_len = 0
-        self._refusal: list[str] = []
-        self._tool_names: list[str] = []
+        self._done = False
+        self.reading = False  # inside the SDK's own iterator (whose cleanup closes too)
 
-    def on_chunk(self, chunk: object) -> None:
+    def on_item(self, item: object) -> None:
         try:
-            self._read(chunk)
+            self._accumulator.on_item(item)
         except Exception:
-            _log.exception("llmtel: failed to read a stream chunk")
+            report_error("read a stream chunk")
 
-    def _read(self, chunk: object) -> None:
-        result = self._result
-        if result.time_to_first_chunk_s is None:
-            result.time_to_first_chunk_s = time.perf_counter() - self._call.start
-        model = field_of(chunk, "model")
-        if isinstance(model, str) and model:
-            result.response_model = model
-        chunk_id = field_of(chunk, "id")
-        if isinstance(chunk_id, str) and chunk_id:
-            result.response_id = chunk_id
-        usage = field_of(chunk, "usage")
-        if usage is not None:
-            read_usage(result, usage)
-        choices = field_of(chunk, "choices")
-        if not isinstance(choices, list):
-            return
-        for choice in choices:
-            index = field_of(choice, "index")
-            index = index if isinstance(index, int) else 0
-            reason = field_of(choice, "finish_reason")
-            if isinstance(reason, str):
-                self._reasons[index] = reason
-            if index != 0:
-                continue
-            delta = field_of(choice, "delta")
-            if delta is None:
-                continue
-            refusal = field_of(delta, "refusal")
-            if isinstance(refusal, str) and refusal:
-                result.refusal = True
-                self._refusal.append(refusal)
-            if self._call.previews:
-                text = content_text(field_of(delta, "content"))
-                if text and self._text_len < _PREVIEW_BUFFER:
-                    self._text.append(text)
-                    self._text_len += len(text)
-                calls = field_of(delta, "tool_calls")
-                if isinstance(calls, list):
-                    for tool_call in calls:
-                        name = field_of(field_of(tool_call, "function"), "name")
-                        if isinstance(name, str) and name:
-                            self._tool_names.append(name)
-
-    def finish(self, error: BaseException | None = None) -> None:
+    def finish(self, end: attr.StreamEnd, error: BaseException | None = None) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        result = Result()
         try:
-            with self._lock:
-                result = self._result
-                result.error = error
-                result.finish_reasons = [self._reasons[i] for i in sorted(self._reasons)]
-                if self._call.previews:
-                    if self._text:
-                        result.output_preview = cap("".join(self._text))
-                    elif self._refusal:
-                        result.output_preview = cap("".join(self._refusal))
-                    elif self._tool_names:
-                        result.output_preview = cap(
-                            "[tool_calls: " + ", ".join(self._tool_names) + "]"
-                        )
+            result = self._accumulator.result()
         except Exception:
-            _log.exception("llmtel: failed to summarise a stream")
+            report_error("summarise a stream")
+        result.stream_end = end
+        result.error = error
         self._call.finish(result)
 
+    def closed(self) -> None:
+        """The stream's response was closed: by the app unless the iterator itself did it."""
+        if not self.reading:
+            self.finish("closed_early")
 
-def _sync_chunks(inner: Iterator[Any], acc: _Accumulator) -> Generator[Any, None, None]:
+
+def _sync_chunks(inner: Iterator[Any], tracker: _Tracker) -> Generator[Any, None, None]:
     try:
-        for chunk in inner:
-            acc.on_chunk(chunk)
-            yield chunk
-    except GeneratorExit:
-        acc.finish()
+        while True:
+            tracker.reading = True
+            try:
+                item = next(inner)
+            except StopIteration:
+                tracker.finish("completed")
+                return
+            finally:
+                tracker.reading = False
+            tracker.on_item(item)
+            yield item
+    except GeneratorExit:  # the generator is being collected: the stream was dropped
+        tracker.finish("abandoned")
         raise
     except BaseException as exc:
-        acc.finish(exc)
+        tracker.finish("error", exc)
         raise
-    acc.finish()
 
 
-async def _async_chunks(inner: AsyncIterator[Any], acc: _Accumulator) -> AsyncGenerator[Any, None]:
+async def _async_chunks(inner: AsyncIterator[Any], tracker: _Tracker) -> AsyncGenerator[Any, None]:
     try:
-        async for chunk in inner:
-            acc.on_chunk(chunk)
-            yield chunk
+        while True:
+            tracker.reading = True
+            try:
+                item = await inner.__anext__()
+            except StopAsyncIteration:
+                tracker.finish("completed")
+                return
+            finally:
+                tracker.reading = False
+            tracker.on_item(item)
+            yield item
     except GeneratorExit:
-        acc.finish()
+        tracker.finish("abandoned")
+        raise
+    except asyncio.CancelledError:  # the app's task stopped reading: not a failure
+        tracker.finish("closed_early")
         raise
     except BaseException as exc:
-        acc.finish(exc)
+        tracker.finish("error", exc)
         raise
-    acc.finish()
 
 
-def instrument(stream: object, call: Call) -> bool:
-    """Make ``call`` end with ``stream``. Return False if this SDK's stream can't be hooked."""
-    inner = getattr(stream, "_iterator", None)
-    close = getattr(type(stream), "close", None)
+def _wrap_sync_close(response: object, tracker: _Tracker) -> bool:
+    close = getattr(response, "close", None)
     if not callable(close):
         return False
-    acc = _Accumulator(call)
-    ref = weakref.ref(stream)  # the patched close must not keep the stream alive
+    original: Callable[[], object] = close
+
+    def closing() -> object:
+        try:
+            return original()
+        finally:
+            tracker.closed()
+
+    response.close = closing  # type: ignore[attr-defined]
+    return True
+
+
+def _wrap_async_close(response: object, tracker: _Tracker) -> bool:
+    aclose = getattr(response, "aclose", None)
+    if not callable(aclose):
+        return False
+    original: Callable[[], Any] = aclose
+
+    async def closing() -> object:
+        try:
+            return await original()
+        finally:
+            tracker.closed()
+
+    response.aclose = closing  # type: ignore[attr-defined]
+    return True
+
+
+def instrument(stream: object, call: Call, accumulator: Accumulator) -> bool:
+    """Make ``call`` end with ``stream``. Return False if this SDK's stream can't be hooked."""
+    inner = getattr(stream, "_iterator", None)
+    response = getattr(stream, "response", None)
+    tracker = _Tracker(call, accumulator)
     if isinstance(inner, GeneratorType):
-
-        def sync_close() -> None:
-            try:
-                if (target := ref()) is not None:
-                    close(target)
-            finally:
-                acc.finish()
-
-        stream._iterator = _sync_chunks(inner, acc)  # type: ignore[attr-defined]
-        stream.close = sync_close  # type: ignore[attr-defined]
+        if not _wrap_sync_close(response, tracker):
+            return False
+        stream._iterator = _sync_chunks(inner, tracker)  # type: ignore[attr-defined]
     elif isinstance(inner, AsyncGeneratorType):
-
-        async def async_close() -> None:
-            try:
-                if (target := ref()) is not None:
-                    await close(target)
-            finally:
-                acc.finish()
-
-        stream._iterator = _async_chunks(inner, acc)  # type: ignore[attr-defined]
-        stream.close = async_close  # type: ignore[attr-defined]
+        if not _wrap_async_close(response, tracker):
+            return False
+        stream._iterator = _async_chunks(inner, tracker)  # type: ignore[attr-defined]
     else:
         return False
-    weakref.finalize(stream, acc.finish)
+    weakref.finalize(stream, tracker.finish, "abandoned")
     return True

@@ -39,7 +39,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.util.types import AttributeValue
 
-from llmtel import _setup
+from llmtel import _cost, _setup
 from llmtel._state import CaptureContent
 
 __all__ = ["Capture", "capture"]
@@ -150,6 +150,7 @@ class Capture:
 def capture(
     *,
     capture_content: CaptureContent = "preview",
+    prices_file: str | os.PathLike[str] | None = None,
     service_name: str = "llmtel-test",
     resource_attributes: Mapping[str, AttributeValue] | None = None,
 ) -> Iterator[Capture]:
@@ -157,7 +158,8 @@ def capture(
 
     Spans and log records are exported as they end, so they can be asserted right
     after a call returns (or a stream is consumed). On exit llmtel is shut down and
-    the captured data stays readable on the ``Capture``.
+    the captured data stays readable on the ``Capture``. ``capture_content`` and
+    ``prices_file`` work as in ``llmtel.init`` (but the environment is not read).
 
     Raises:
         RuntimeError: llmtel is already initialised (by ``llmtel.init`` or another
@@ -182,6 +184,7 @@ def capture(
         metric_readers=[metrics],
         capture_content=capture_content,
         set_global_providers=False,
+        pricer=_cost.build_pricer(prices_file) if prices_file is not None else _cost.Pricer(),
     )
     result = Capture(spans, logs, metrics)
     try:

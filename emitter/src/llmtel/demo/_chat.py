@@ -79,14 +79,19 @@ def usage(gen: Generation, n: int = 1) -> JSON:
         "prompt_tokens": gen.prompt_tokens,
         "completion_tokens": completion,
         "total_tokens": gen.prompt_tokens + completion,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": gen.cached_tokens, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": gen.reasoning_tokens * n,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
         },
     }
+
+
+def tool_call_id(completion_id: str) -> str:
+    """The id of the demo's tool call in a completion: derived from the completion id."""
+    return "call_" + completion_id.removeprefix("chatcmpl-")[:24]
 
 
 def chat_completion(gen: Generation, *, completion_id: str, n: int = 1) -> JSON:
@@ -97,6 +102,14 @@ def chat_completion(gen: Generation, *, completion_id: str, n: int = 1) -> JSON:
         "refusal": gen.refusal,
         "annotations": [],
     }
+    if gen.tool_call is not None:
+        message["tool_calls"] = [
+            {
+                "id": tool_call_id(completion_id),
+                "type": "function",
+                "function": {"name": gen.tool_call.name, "arguments": gen.tool_call.arguments},
+            }
+        ]
     return {
         "id": completion_id,
         "object": "chat.completion",
@@ -117,8 +130,9 @@ def chat_chunks(
 ) -> Iterator[JSON]:
     """The ``chat.completion.chunk`` bodies of a stream, without the final ``[DONE]``.
 
-    A role chunk, one chunk per word and choice, a finish chunk per choice, then (with
-    ``include_usage``) a usage chunk with no choices.
+    A role chunk, one chunk per word and choice (for a tool call: a chunk naming the
+    function, then one per 8 characters of its arguments), a finish chunk per choice,
+    then (with ``include_usage``) a usage chunk with no choices.
     """
     key = "content" if gen.refusal is None else "refusal"
 
@@ -142,6 +156,17 @@ def chat_chunks(
     yield chunk([choice(i, {"role": "assistant", key: ""}) for i in range(n)])
     for piece in gen.pieces:
         yield chunk([choice(i, {key: piece}) for i in range(n)])
+    if gen.tool_call is not None:
+        start: JSON = {
+            "index": 0,
+            "id": tool_call_id(completion_id),
+            "type": "function",
+            "function": {"name": gen.tool_call.name, "arguments": ""},
+        }
+        yield chunk([choice(i, {"tool_calls": [start]}) for i in range(n)])
+        for piece in gen.argument_pieces:
+            delta: JSON = {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
+            yield chunk([choice(i, delta) for i in range(n)])
     yield chunk([choice(i, {}, gen.finish_reason) for i in range(n)])
     if include_usage:
         yield chunk([], usage(gen, n))

@@ -39,7 +39,11 @@ def error_reply(
 
 
 def injected_failure(failure: str, timeout_s: float = 0.0) -> ErrorReply:
-    """The reply for an injected failure: ``429|500|503|400|401|timeout`` (504)."""
+    """The reply for an injected failure: ``429|500|503|400|401|timeout`` (504)|content_filter.
+
+    ``content_filter`` is a 400 whose error code is ``content_filter``, the shape Azure
+    OpenAI answers a prompt its content filter blocks with.
+    """
     note = "(llmtel demo: injected failure)"
     if failure == "429":
         return error_reply(
@@ -65,6 +69,15 @@ def injected_failure(failure: str, timeout_s: float = 0.0) -> ErrorReply:
     if failure == "401":
         return error_reply(
             401, f"Incorrect API key provided. {note}", "invalid_request_error", "invalid_api_key"
+        )
+    if failure == "content_filter":
+        return error_reply(
+            400,
+            "The response was filtered due to the prompt triggering the content management "
+            f"policy. {note}",
+            "invalid_request_error",
+            "content_filter",
+            param="prompt",
         )
     if failure == "timeout":
         return error_reply(504, f"Timed out after {timeout_s:g} s. {note}", "timeout", "timeout")

@@ -141,15 +141,16 @@ class DemoRequestHandler(BaseHTTPRequestHandler):
     def _survive(self, path: str, plan: Plan) -> bool:
         """Apply the plan's latency and failure; return whether to answer normally.
 
-        429, 400 and 401 answer at once; a timeout hangs ``timeout_s`` then answers 504;
-        500 and 503 answer after the latency, like a success would.
+        429, 400, 401 and content_filter (a 400) answer at once; a timeout hangs
+        ``timeout_s`` then answers 504; 500 and 503 answer after the latency, like a
+        success would.
         """
         config = self.server.planner.config
         failure = plan.failure
         if failure is not None:
             logger.info("%s injected failure %s", path, failure)
-        if failure in ("429", "400", "401"):
-            self.server.record(path, failure)
+        if failure in ("429", "400", "401", "content_filter"):
+            self.server.record(path, "400" if failure == "content_filter" else failure)
             self._send_error(injected_failure(failure))
             return False
         if failure == "timeout":

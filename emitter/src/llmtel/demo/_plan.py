@@ -2,12 +2,20 @@
 
 Directive headers (they take precedence over ``DemoConfig``):
 
-- ``x-llmtel-demo-fail``: ``429``, ``500``, ``503``, ``400``, ``401``, ``timeout``, or
-  ``none`` (succeed even when the config injects failures).
+- ``x-llmtel-demo-fail``: ``429``, ``500``, ``503``, ``400``, ``401``, ``timeout``,
+  ``content_filter`` (a 400 whose error code is ``content_filter``, as Azure OpenAI
+  answers a filtered prompt), or ``none`` (succeed even when the config injects failures).
 - ``x-llmtel-demo-output-tokens``: ``N`` generated tokens (words).
 - ``x-llmtel-demo-latency-ms``: ``N`` ms before the first byte.
 - ``x-llmtel-demo-finish-reason``: ``stop``, ``length`` or ``content_filter``.
 - ``x-llmtel-demo-refusal``: a refusal text (``message.refusal`` set, content null).
+- ``x-llmtel-demo-cached-tokens``: ``N`` of the prompt tokens reported as cached
+  (``prompt_tokens_details.cached_tokens``; Responses: ``input_tokens_details``).
+- ``x-llmtel-demo-reasoning-tokens``: ``N`` of the output tokens reported as reasoning
+  (``completion_tokens_details.reasoning_tokens``); the visible answer has that many
+  fewer words.
+- ``x-llmtel-demo-tool-call``: ``NAME:{JSON arguments}``: the answer is one call of
+  function ``NAME`` (finish reason ``tool_calls``; streamed as tool-call deltas).
 
 Every planned request draws exactly three numbers from the RNG (failure, latency, output
 size), whether or not a directive overrides them, so one request's headers never shift
@@ -16,6 +24,7 @@ the decisions of the requests after it.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from collections.abc import Mapping
@@ -24,7 +33,7 @@ from typing import Literal, cast, get_args
 
 from ._config import DemoConfig
 
-Failure = Literal["429", "500", "503", "400", "401", "timeout"]
+Failure = Literal["429", "500", "503", "400", "401", "timeout", "content_filter"]
 FinishReason = Literal["stop", "length", "content_filter"]
 
 HEADER_FAIL = "x-llmtel-demo-fail"
@@ -32,6 +41,17 @@ HEADER_OUTPUT_TOKENS = "x-llmtel-demo-output-tokens"
 HEADER_LATENCY_MS = "x-llmtel-demo-latency-ms"
 HEADER_FINISH_REASON = "x-llmtel-demo-finish-reason"
 HEADER_REFUSAL = "x-llmtel-demo-refusal"
+HEADER_CACHED_TOKENS = "x-llmtel-demo-cached-tokens"
+HEADER_REASONING_TOKENS = "x-llmtel-demo-reasoning-tokens"
+HEADER_TOOL_CALL = "x-llmtel-demo-tool-call"
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A function call the demo model answers with."""
+
+    name: str
+    arguments: str  # JSON text
 
 
 class DirectiveError(ValueError):
@@ -51,6 +71,9 @@ class Plan:
     output_tokens: int | None
     finish_reason: FinishReason | None
     refusal: str | None
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    tool_call: ToolCall | None = None
 
 
 class Planner:
@@ -83,6 +106,9 @@ class Planner:
             output_tokens=output if d.output_tokens is None else d.output_tokens,
             finish_reason=d.finish_reason,
             refusal=d.refusal,
+            cached_tokens=d.cached_tokens or 0,
+            reasoning_tokens=d.reasoning_tokens or 0,
+            tool_call=d.tool_call,
         )
 
 
@@ -103,6 +129,9 @@ class _Directives:
     latency_ms: int | None = None
     finish_reason: FinishReason | None = None
     refusal: str | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    tool_call: ToolCall | None = None
 
 
 def _parse_directives(headers: Mapping[str, str]) -> _Directives:
@@ -110,7 +139,9 @@ def _parse_directives(headers: Mapping[str, str]) -> _Directives:
     if fail is not None:
         fail = fail.strip().lower()
         if fail not in (*get_args(Failure), "none"):
-            raise DirectiveError(f"{HEADER_FAIL}: expected one of 429|500|503|400|401|timeout|none")
+            raise DirectiveError(
+                f"{HEADER_FAIL}: expected one of 429|500|503|400|401|timeout|content_filter|none"
+            )
     reason = headers.get(HEADER_FINISH_REASON)
     if reason is not None:
         reason = reason.strip().lower()
@@ -122,7 +153,24 @@ def _parse_directives(headers: Mapping[str, str]) -> _Directives:
         latency_ms=_non_negative(headers, HEADER_LATENCY_MS),
         finish_reason=cast("FinishReason | None", reason),
         refusal=headers.get(HEADER_REFUSAL),
+        cached_tokens=_non_negative(headers, HEADER_CACHED_TOKENS),
+        reasoning_tokens=_non_negative(headers, HEADER_REASONING_TOKENS),
+        tool_call=_tool_call(headers.get(HEADER_TOOL_CALL)),
     )
+
+
+def _tool_call(raw: str | None) -> ToolCall | None:
+    if raw is None:
+        return None
+    name, sep, arguments = raw.partition(":")
+    name = name.strip()
+    try:
+        valid = bool(sep) and bool(name) and isinstance(json.loads(arguments), dict)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise DirectiveError(f"{HEADER_TOOL_CALL}: expected NAME:{{JSON object}}, got {raw!r}")
+    return ToolCall(name, arguments.strip())
 
 
 def _non_negative(headers: Mapping[str, str], header: str) -> int | None:

@@ -56,7 +56,9 @@ class ResponseBuilder:
         self.request = request
         self.response_id = response_id
         self.message_id = message_id
-        reason = _INCOMPLETE_REASONS.get(gen.finish_reason)
+        self.call_item_id = "fc_" + response_id.removeprefix("resp_")
+        self.call_id = "call_" + response_id.removeprefix("resp_")[:24]
+        reason = _INCOMPLETE_REASONS.get(str(gen.finish_reason))
         self.status = "completed" if reason is None else "incomplete"
         self.incomplete_details: JSON | None = None if reason is None else {"reason": reason}
 
@@ -76,10 +78,29 @@ class ResponseBuilder:
             "content": content,
         }
 
+    def function_call(self, status: str, arguments: str) -> JSON:
+        """The output item of the demo's tool call."""
+        tool = self.gen.tool_call
+        return {
+            "type": "function_call",
+            "id": self.call_item_id,
+            "call_id": self.call_id,
+            "name": tool.name if tool is not None else "",
+            "arguments": arguments,
+            "status": status,
+        }
+
+    def output(self) -> list[JSON]:
+        """The output items of the finished response."""
+        gen = self.gen
+        if gen.tool_call is not None:
+            return [self.function_call("completed", gen.tool_call.arguments)]
+        whole = gen.text if gen.refusal is None else gen.refusal
+        return [self.message(self.status, [self.part(whole or "")])]
+
     def response(self, *, final: bool = True) -> JSON:
         """The ``response`` object: finished, or as it looks when the stream starts."""
         gen = self.gen
-        whole = gen.text if gen.refusal is None else gen.refusal
         return {
             "id": self.response_id,
             "object": "response",
@@ -90,7 +111,7 @@ class ResponseBuilder:
             "instructions": self.request.instructions,
             "max_output_tokens": self.request.cap,
             "model": gen.model,
-            "output": [self.message(self.status, [self.part(whole or "")])] if final else [],
+            "output": self.output() if final else [],
             "parallel_tool_calls": True,
             "previous_response_id": None,
             "reasoning": {"effort": None, "summary": None},
@@ -111,14 +132,49 @@ class ResponseBuilder:
         gen = self.gen
         return {
             "input_tokens": gen.prompt_tokens,
-            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "input_tokens_details": {"cached_tokens": gen.cached_tokens, "cache_write_tokens": 0},
             "output_tokens": gen.completion_tokens,
-            "output_tokens_details": {"reasoning_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": gen.reasoning_tokens},
             "total_tokens": gen.prompt_tokens + gen.completion_tokens,
         }
 
     def events(self) -> Iterator[JSON]:
         """The stream events, from ``response.created`` to ``response.completed``/``incomplete``."""
+        if self.gen.tool_call is not None:
+            yield from self._numbered(self._tool_call_events())
+            return
+        yield from self._numbered(self._message_events())
+
+    def _numbered(self, events: list[JSON]) -> Iterator[JSON]:
+        for number, event in enumerate(events):
+            yield {**event, "sequence_number": number}
+
+    def _tool_call_events(self) -> list[JSON]:
+        gen = self.gen
+        arguments = gen.tool_call.arguments if gen.tool_call is not None else ""
+        where: JSON = {"item_id": self.call_item_id, "output_index": 0}
+        return [
+            {"type": "response.created", "response": self.response(final=False)},
+            {"type": "response.in_progress", "response": self.response(final=False)},
+            {
+                "type": "response.output_item.added",
+                "output_index": 0,
+                "item": self.function_call("in_progress", ""),
+            },
+            *(
+                {"type": "response.function_call_arguments.delta", **where, "delta": piece}
+                for piece in gen.argument_pieces
+            ),
+            {"type": "response.function_call_arguments.done", **where, "arguments": arguments},
+            {
+                "type": "response.output_item.done",
+                "output_index": 0,
+                "item": self.function_call("completed", arguments),
+            },
+            {"type": f"response.{self.status}", "response": self.response()},
+        ]
+
+    def _message_events(self) -> list[JSON]:
         gen = self.gen
         refusal = gen.refusal is not None
         whole = (gen.refusal if refusal else gen.text) or ""
@@ -149,5 +205,4 @@ class ResponseBuilder:
             },
             {"type": f"response.{self.status}", "response": self.response()},
         ]
-        for number, event in enumerate(events):
-            yield {**event, "sequence_number": number}
+        return events
