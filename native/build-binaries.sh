@@ -6,6 +6,7 @@
 #
 #   native/build-binaries.sh            # build whatever is missing
 #   native/build-binaries.sh --print    # print NAME=PATH for every binary
+#   native/build-binaries.sh --with-bench [--print]   # also telemetrygen (make bench only)
 #
 # Why each build looks the way it does: ../shared/DESIGN.md, "Building the real
 # binaries without Docker". Loki and Tempo are not used: see DESIGN.md.
@@ -36,10 +37,21 @@ declare -A PATHS=(
   [amtool]="$BIN/amtool-$ALERTMANAGER_VERSION"
   [victorialogs]="$BIN/victoria-logs-$VICTORIALOGS_VERSION"
   [jaeger]="$BIN/jaeger-$JAEGER_MODULE_VERSION"
+  [telemetrygen]="$BIN/telemetrygen-$OTELCOL_VERSION"
 )
 ORDER=(otelcol prometheus promtool alertmanager amtool victorialogs jaeger)
 
-if [[ "${1:-}" == "--print" ]]; then
+print=false
+for arg in "$@"; do
+  case "$arg" in
+    --print) print=true ;;
+    # The load generator of `make bench`, kept out of the default build (make test, CI).
+    --with-bench) ORDER+=(telemetrygen) ;;
+    *) echo "[build] unknown argument: $arg" >&2; exit 2 ;;
+  esac
+done
+
+if $print; then
   for name in "${ORDER[@]}"; do echo "$name=${PATHS[$name]}"; done
   exit 0
 fi
@@ -96,8 +108,10 @@ build_prometheus() {
   go get "github.com/prometheus/prometheus/cmd/prometheus@$module_version" \
     "github.com/prometheus/prometheus/cmd/promtool@$module_version"
   local ldflags="-s -w -X github.com/prometheus/common/version.Version=$PROMETHEUS_VERSION"
-  go build -ldflags "$ldflags" -o "${PATHS[prometheus]}" github.com/prometheus/prometheus/cmd/prometheus
-  go build -ldflags "$ldflags" -o "${PATHS[promtool]}" github.com/prometheus/prometheus/cmd/promtool
+  go build -ldflags "$ldflags" -o "$work/prometheus" github.com/prometheus/prometheus/cmd/prometheus
+  go build -ldflags "$ldflags" -o "$work/promtool" github.com/prometheus/prometheus/cmd/promtool
+  # Moved into the cache only when complete: a killed build leaves nothing cached.
+  mv "$work/prometheus" "${PATHS[prometheus]}"; mv "$work/promtool" "${PATHS[promtool]}"
   cd "$ROOT"
 }
 
@@ -117,7 +131,8 @@ build_victorialogs() {
   module_copy github.com/VictoriaMetrics/VictoriaLogs "v$VICTORIALOGS_VERSION" "$work"
   cd "$work"
   go build -ldflags "-s -w -X github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version=victoria-logs-v$VICTORIALOGS_VERSION" \
-    -o "${PATHS[victorialogs]}" ./app/victoria-logs
+    -o "$work/victoria-logs" ./app/victoria-logs
+  mv "$work/victoria-logs" "${PATHS[victorialogs]}"
   cd "$ROOT"
 }
 
@@ -126,8 +141,18 @@ build_jaeger() {
   local work="$CACHE/work/jaeger"
   module_copy github.com/jaegertracing/jaeger "v$JAEGER_MODULE_VERSION" "$work"
   cd "$work"
-  go build -ldflags "-s -w" -o "${PATHS[jaeger]}" ./cmd/jaeger
+  go build -ldflags "-s -w" -o "$work/jaeger-bin" ./cmd/jaeger
+  mv "$work/jaeger-bin" "${PATHS[jaeger]}"
   cd "$ROOT"
+}
+
+build_telemetrygen() {
+  # Contrib's load generator; its go.mod has no replace lines, so go install works.
+  local work="$CACHE/work/telemetrygen"
+  rm -rf "$work"; mkdir -p "$work"
+  GOBIN="$work" go install -ldflags "-s -w" \
+    "github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@v$OTELCOL_VERSION"
+  mv "$work/telemetrygen" "${PATHS[telemetrygen]}"
 }
 
 missing=()
@@ -138,9 +163,20 @@ if (( ${#missing[@]} == 0 )); then
   echo "[build] all binaries cached in $BIN"
   exit 0
 fi
+# One build at a time per cache: parallel test sessions would share work dirs.
+exec 9>"$CACHE/build.lock"
+if ! flock -n 9; then
+  echo "[build] another build holds $CACHE/build.lock; waiting for it"
+  flock 9
+fi
+missing=()
+for name in "${ORDER[@]}"; do
+  [[ -x "${PATHS[$name]}" ]] || missing+=("$name")
+done
+(( ${#missing[@]} )) || { echo "[build] all binaries cached in $BIN"; exit 0; }
 command -v go >/dev/null || { echo "[build] Go is required to build the native stack (see README)" >&2; exit 1; }
 command -v envsubst >/dev/null || { echo "[build] envsubst (gettext-base) is required" >&2; exit 1; }
-echo "[build] building ${missing[*]} into $BIN (first build: expect 20-40 minutes on 2 cores)"
+echo "[build] building ${missing[*]} into $BIN (first build: about 15 minutes on 2 cores)"
 step=0
 for name in "${missing[@]}"; do
   step=$((step + 1))
@@ -152,6 +188,7 @@ for name in "${missing[@]}"; do
     alertmanager | amtool) run alertmanager build_alertmanager ;;
     victorialogs) run victorialogs build_victorialogs ;;
     jaeger) run jaeger build_jaeger ;;
+    telemetrygen) run telemetrygen build_telemetrygen ;;
   esac
 done
 echo "[build] all binaries ready in $BIN"

@@ -1,0 +1,140 @@
+"""A backend stopped for a minute while traffic flows loses nothing: the collector's
+on-disk sending queue holds the data and retries until the backend is back.
+
+For VictoriaLogs and then Jaeger: a few records go through, the backend is stopped
+(SIGTERM, as an outage or a redeploy would), records keep arriving every half second
+for 60 s, the backend is started again, a few more records follow. Every record sent
+must then be in the backend.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+import uuid
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+from conftest import poll_until
+from stack import NativeStack
+from test_collector_support import (
+    get_json,
+    log_record,
+    logs_payload,
+    new_span_id,
+    new_trace_id,
+    send,
+    span,
+    traces_payload,
+    victorialogs,
+)
+
+pytestmark = pytest.mark.stack
+
+OUTAGE_S = 60.0
+INTERVAL_S = 0.5
+AROUND = 10  # records before and after the outage
+
+
+def run_outage(
+    stack: NativeStack, service_name: str, send_one: Callable[[int], None]
+) -> tuple[int, float]:
+    """Send AROUND records, stop the backend, keep sending for OUTAGE_S, start it, send
+    AROUND more. Returns (records sent, seconds the backend was down)."""
+    seq = 0
+    for _ in range(AROUND):
+        send_one(seq)
+        seq += 1
+    stack.stop_service(service_name)
+    down_at = time.monotonic()
+    try:
+        while time.monotonic() - down_at < OUTAGE_S:
+            send_one(seq)
+            seq += 1
+            time.sleep(INTERVAL_S)
+    finally:
+        stack.start_service(service_name)
+    down_s = time.monotonic() - down_at
+    for _ in range(AROUND):
+        send_one(seq)
+        seq += 1
+    return seq, down_s
+
+
+def test_victorialogs_outage_loses_no_log_record(stack: NativeStack) -> None:
+    """Verify that every log record sent while VictoriaLogs was down for a minute arrives."""
+    service = f"llmtel-outage-logs-{uuid.uuid4().hex[:8]}"
+
+    def send_one(seq: int) -> None:
+        record = log_record(
+            {"outage.seq": seq, "gen_ai.request.model": "gpt-4o-mini"},
+            body=f"call {seq}",
+            event_name="llmtel.call",
+            trace_id=new_trace_id(),
+            span_id=new_span_id(),
+        )
+        send(stack.ports.collector_otlp_http, "logs", logs_payload(service, [record]))
+
+    sent, down_s = run_outage(stack, "victorialogs", send_one)
+    back_at = time.monotonic()
+
+    def all_arrived() -> Counter[int]:
+        seqs = Counter(
+            int(r["outage.seq"]) for r in victorialogs(stack, f'service.name:"{service}"')
+        )
+        missing = set(range(sent)) - set(seqs)
+        assert not missing, f"{len(missing)} of {sent} missing"
+        return seqs
+
+    seqs = poll_until(all_arrived, f"all {sent} log records in VictoriaLogs", timeout=120)
+    duplicates = sum(seqs.values()) - sent
+    print(
+        f"\n[outage] VictoriaLogs down {down_s:.0f} s: {sent} records sent, 0 missing, "
+        f"{duplicates} duplicated, all in {time.monotonic() - back_at:.1f} s after restart"
+    )
+    assert set(seqs) == set(range(sent))
+
+
+def jaeger_trace_ids(stack: NativeStack, service: str, since_us: int) -> set[str]:
+    query = urllib.parse.urlencode(
+        {
+            "service": service,
+            "limit": "5000",
+            "start": str(since_us),
+            "end": str(int(time.time() * 1e6) + 60_000_000),
+        }
+    )
+    body = get_json(f"http://127.0.0.1:{stack.ports.jaeger_query}/api/traces?{query}")
+    return {trace["traceID"] for trace in body.get("data") or []}
+
+
+def test_jaeger_outage_loses_no_span(stack: NativeStack) -> None:
+    """Verify that every span sent while Jaeger was down for a minute arrives."""
+    service = f"llmtel-outage-traces-{uuid.uuid4().hex[:8]}"
+    since_us = int(time.time() * 1e6) - 60_000_000
+    trace_ids: list[str] = []
+
+    def send_one(seq: int) -> None:
+        trace_id = new_trace_id()
+        trace_ids.append(trace_id)
+        attributes = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"}
+        attributes["outage.seq"] = seq
+        payload = traces_payload(service, [span(trace_id, new_span_id(), "chat", attributes)])
+        send(stack.ports.collector_otlp_http, "traces", payload)
+
+    sent, down_s = run_outage(stack, "jaeger", send_one)
+    back_at = time.monotonic()
+
+    def all_arrived() -> set[str]:
+        found = jaeger_trace_ids(stack, service, since_us)
+        missing = set(trace_ids) - found
+        assert not missing, f"{len(missing)} of {sent} traces missing"
+        return found
+
+    found = poll_until(all_arrived, f"all {sent} traces in Jaeger", timeout=120)
+    print(
+        f"\n[outage] Jaeger down {down_s:.0f} s: {sent} spans sent, 0 missing, "
+        f"all in {time.monotonic() - back_at:.1f} s after restart"
+    )
+    assert found == set(trace_ids)
