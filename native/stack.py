@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from render import render_prometheus_config  # noqa: E402
+from render import alertmanager_secrets, render_alertmanager_config, render_prometheus_config
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = ROOT / "native" / "build-binaries.sh"
@@ -55,7 +55,10 @@ class Ports:
 
     def shifted(self, offset: int) -> Ports:
         """The same layout moved by ``offset``, so a test stack can run beside a user's."""
-        return replace(self, **{f.name: getattr(self, f.name) + offset for f in fields(self)})
+        moved = {f.name: getattr(self, f.name) + offset for f in fields(self)}
+        if not all(0 < port < 65536 for port in moved.values()):
+            raise ValueError(f"port offset {offset} puts a port outside 1-65535: {moved}")
+        return replace(self, **moved)
 
 
 @dataclass
@@ -83,9 +86,7 @@ def binary_paths(build: bool = True) -> dict[str, Path]:
     out = subprocess.run(
         ["bash", str(BUILD_SCRIPT), "--print"], check=True, capture_output=True, text=True
     ).stdout
-    return {
-        name: Path(path) for name, path in (line.split("=", 1) for line in out.splitlines())
-    }
+    return {name: Path(path) for name, path in (line.split("=", 1) for line in out.splitlines())}
 
 
 class NativeStack:
@@ -111,7 +112,8 @@ class NativeStack:
         local = "127.0.0.1"
         collector_config = str(ROOT / "collector-config" / "otelcol-config.yaml")
         jaeger_config = str(ROOT / "jaeger" / "jaeger-config.yaml")
-        alertmanager_config = str(ROOT / "alertmanager" / "alertmanager.yaml")
+        # Rendered by up(): native addresses, secret files under the state directory.
+        alertmanager_config = str(self.state_dir / "alertmanager.yaml")
         return [
             Service(
                 name="victorialogs",
@@ -138,6 +140,7 @@ class NativeStack:
                     "JAEGER_DATA_DIR": str(data / "jaeger"),
                 },
                 health_url=f"http://{local}:{p.jaeger_health}/status",
+                check=[str(bins["jaeger"]), "validate", f"--config={jaeger_config}"],
             ),
             Service(
                 name="alertmanager",
@@ -176,9 +179,14 @@ class NativeStack:
         ]
 
     def collector_env(self) -> dict[str, str]:
-        """The variables that point the collector's config at the native ports."""
+        """The variables that point the collector's config at the native ports and dirs."""
         p, local = self.ports, "127.0.0.1"
+        collector_data = self.state_dir / "data" / "otelcol"
         return {
+            # On-disk sending queues, the blob store (full content) and the eval queue.
+            "OTELCOL_QUEUE_DIR": str(collector_data / "queue"),
+            "LLMTEL_BLOB_DIR": str(collector_data / "blob"),
+            "LLMTEL_EVAL_QUEUE_DIR": str(collector_data / "eval-queue"),
             "OTELCOL_HEALTH_ENDPOINT": f"{local}:{p.collector_health}",
             "OTELCOL_OTLP_GRPC_ENDPOINT": f"{local}:{p.collector_otlp_grpc}",
             "OTELCOL_OTLP_HTTP_ENDPOINT": f"{local}:{p.collector_otlp_http}",
@@ -227,6 +235,7 @@ class NativeStack:
                 rules_dir=ROOT / "prometheus" / "rules",
             )
         )
+        self._render_alertmanager()
         services = self.services(bins)
         for service in services:
             self._check(service)
@@ -241,12 +250,25 @@ class NativeStack:
             self.down(quiet=True)
             raise
 
+    def _render_alertmanager(self) -> None:
+        """Write Alertmanager's config and its secret files (0600) from the environment."""
+        secrets_dir = self.state_dir / "secrets"
+        secrets_dir.mkdir(mode=0o700, exist_ok=True)
+        rendered = render_alertmanager_config(
+            (ROOT / "alertmanager" / "alertmanager.yaml").read_text(), self.ports, secrets_dir
+        )
+        (self.state_dir / "alertmanager.yaml").write_text(rendered)
+        for name, value in alertmanager_secrets(rendered, os.environ, self.ports).items():
+            path = secrets_dir / name
+            path.touch(mode=0o600)
+            path.write_text(value)
+
     def down(self, quiet: bool = False, timeout_s: float = 20) -> None:
         """Stop every service: SIGTERM (collectors flush their queues), then SIGKILL."""
         if not self.pids_dir.exists():
             return
         pids = {f.stem: self._pid(f.stem) for f in self.pids_dir.glob("*.pid")}
-        for name, pid in pids.items():
+        for pid in pids.values():
             if pid is not None:
                 os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
@@ -260,6 +282,31 @@ class NativeStack:
             (self.pids_dir / f"{name}.pid").unlink(missing_ok=True)
             if not quiet and pid is not None:
                 print(f"[down] {name}: stopped")
+
+    def stop_service(self, name: str, timeout_s: float = 20) -> None:
+        """Stop one service (SIGTERM, then SIGKILL), as an outage would; the rest keeps running."""
+        pid = self._pid(name)
+        if pid is None:
+            raise StackError(f"{name} is not running")
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        if name in self._processes:
+            self._processes.pop(name).wait(timeout=5)
+        (self.pids_dir / f"{name}.pid").unlink(missing_ok=True)
+
+    def start_service(self, name: str, timeout_s: float = 90) -> None:
+        """Start one stopped service on the stack's configs and wait until it is healthy."""
+        if self._pid(name) is not None:
+            raise StackError(f"{name} is already running")
+        by_name = {s.name: s for s in self.services(binary_paths(build=False))}
+        if name not in by_name:
+            raise StackError(f"no service named {name!r} (known: {', '.join(by_name)})")
+        self._start(by_name[name])
+        self._wait_healthy(by_name[name], timeout_s)
 
     def status(self) -> dict[str, bool]:
         """NAME -> whether its process is running."""

@@ -401,9 +401,17 @@ def test_no_literal_secret_in_compose():
 
 
 def test_env_override_example_documents_the_secret_without_a_value():
-    """Verify that the committed example names the password, leaves it empty, and is git-ignored."""
+    """Verify that the example leaves the password empty, presets only the default webhooks."""
     example = load_env(ROOT / ".env.override.example")
-    assert example == {"GRAFANA_ADMIN_PASSWORD": ""}
+    default_webhook = (
+        "http://victorialogs:9428/insert/jsonline"
+        "?_stream_fields=receiver&_msg_field=commonAnnotations.summary"
+    )
+    assert example == {
+        "GRAFANA_ADMIN_PASSWORD": "",
+        "ALERTMANAGER_PAGE_WEBHOOK_URL": default_webhook,
+        "ALERTMANAGER_CHAT_WEBHOOK_URL": default_webhook,
+    }
     assert ".env.override" in (ROOT / ".gitignore").read_text().splitlines()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -27,13 +28,15 @@ EXPECTED_TYPES = {
     "victorialogs": "victoriametrics-logs-datasource",
 }
 
+FILTERS = 'job=~"$service", gen_ai_request_model=~"$model", llmtel_endpoint=~"$endpoint"'
 REQUEST_RATE = (
-    'sum by (gen_ai_request_model) (rate(llm_calls_total{job=~"$service"}[$__rate_interval])) * 60'
+    f"sum by (llmtel_endpoint) (rate(llm_calls_total{{{FILTERS}}}[$__rate_interval])) * 60"
 )
 ERRORS_BY_OUTCOME = (
     "sum by (llmtel_outcome) "
-    '(rate(llm_calls_total{job=~"$service", llmtel_outcome!="ok"}[$__rate_interval])) * 60'
+    f'(rate(llm_calls_total{{{FILTERS}, llmtel_outcome!="ok"}}[$__rate_interval])) * 60'
 )
+RULE_FILES = sorted((ROOT / "prometheus" / "rules").glob("*.yaml"))
 
 # $name, ${name}, ${name:format}, [[name]]
 VARIABLE_RE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")
@@ -208,11 +211,25 @@ def test_home_dashboard_path_resolves_to_a_repo_dashboard():
 # -- dashboards ----------------------------------------------------------------------
 
 
+def targets(dashboard: dict[str, Any], uid: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(panel title, target) for every query, optionally only those of one datasource uid."""
+    return [
+        (panel["title"], target)
+        for panel in panels(dashboard)
+        for target in panel["targets"]
+        if uid is None or target["datasource"]["uid"] == uid
+    ]
+
+
+def dashboard_by_uid() -> dict[str, dict[str, Any]]:
+    return {d["uid"]: d for d in (json.loads(p.read_text()) for p in DASHBOARD_FILES)}
+
+
 def test_there_are_dashboards_with_unique_uids():
-    """Verify that the dashboards folder holds kebab-case JSON files with distinct uids."""
-    assert [p.name for p in DASHBOARD_FILES] == ["llm-overview.json"]
+    """Verify that the dashboards folder holds the two kebab-case dashboards with distinct uids."""
+    assert [p.name for p in DASHBOARD_FILES] == ["llm-calls.json", "llm-overview.json"]
     uids = [json.loads(p.read_text())["uid"] for p in DASHBOARD_FILES]
-    assert len(uids) == len(set(uids))
+    assert uids == ["llm-calls", "llm-overview"]
     assert all(re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*\.json", p.name) for p in DASHBOARD_FILES)
 
 
@@ -231,18 +248,30 @@ def test_every_panel_has_a_known_datasource_and_a_query(dashboard):
 
 
 def test_panel_ids_and_target_ref_ids_are_unique(dashboard):
-    """Verify that panel ids are unique in a dashboard and refIds unique in a panel."""
-    ids = [panel["id"] for panel in panels(dashboard)]
+    """Verify that panel ids (rows included) are unique in a dashboard and refIds in a panel."""
+    ids = [panel["id"] for panel in dashboard["panels"]] + [
+        nested["id"] for row in dashboard["panels"] for nested in row.get("panels", [])
+    ]
     assert len(ids) == len(set(ids))
     for panel in panels(dashboard):
         refs = [t["refId"] for t in panel["targets"]]
         assert len(refs) == len(set(refs)), panel["title"]
 
 
-def test_every_variable_in_a_query_is_defined_or_builtin(dashboard):
-    """Verify that each $variable a query uses is in templating or a Grafana built-in ($__*)."""
+def link_urls(dashboard: dict[str, Any]) -> list[str]:
+    """Every link URL: dashboard links, panel links, data links in field configs."""
+    urls = [link["url"] for link in dashboard.get("links", [])]
+    for panel in panels(dashboard):
+        urls += [link["url"] for link in panel.get("links", [])]
+        for links in all_values(panel.get("fieldConfig", {}), "links"):
+            urls += [link["url"] for link in links if link.get("url")]
+    return urls
+
+
+def test_every_variable_in_a_query_or_link_is_defined_or_builtin(dashboard):
+    """Verify that each $variable of a query, variable query or link is defined or a built-in."""
     defined = {v["name"] for v in dashboard.get("templating", {}).get("list", [])}
-    texts = [t["expr"] for panel in panels(dashboard) for t in panel["targets"]]
+    texts = [t["expr"] for _, t in targets(dashboard)] + link_urls(dashboard)
     for variable in dashboard.get("templating", {}).get("list", []):
         query = variable.get("query")
         texts.append(query["query"] if isinstance(query, dict) else str(query or ""))
@@ -262,26 +291,139 @@ def test_variable_parser_sees_every_syntax():
     }
 
 
-def test_llm_overview_has_the_request_rate_and_error_panels():
-    """Verify that the LLM overview carries the exact request-rate and errors-by-outcome queries."""
-    dashboard = json.loads((GRAFANA / "dashboards/llm-overview.json").read_text())
-    assert dashboard["uid"] == "llm-overview"
-    assert dashboard["title"] == "LLM overview"
-    exprs = {panel["title"]: [t["expr"] for t in panel["targets"]] for panel in panels(dashboard)}
-    assert exprs["Requests per minute by model"] == [REQUEST_RATE]
-    assert exprs["Errors per minute by outcome"] == [ERRORS_BY_OUTCOME]
-    assert exprs["Latency p95 by model"] == [
-        "histogram_quantile(0.95, sum by (le, gen_ai_request_model) "
-        '(rate(llm_duration_seconds_bucket{job=~"$service"}[$__rate_interval])))'
+def test_dashboards_share_the_service_model_and_endpoint_variables():
+    """Verify that both dashboards define service, model and endpoint from llm_calls_total."""
+    for dashboard in dashboard_by_uid().values():
+        variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+        assert {"service", "model", "endpoint"} <= set(variables)
+        assert [variables[n]["query"]["query"] for n in ("service", "model", "endpoint")] == [
+            "label_values(llm_calls_total, job)",
+            'label_values(llm_calls_total{job=~"$service"}, gen_ai_request_model)',
+            'label_values(llm_calls_total{job=~"$service"}, llmtel_endpoint)',
+        ]
+        for name in ("service", "model", "endpoint"):
+            assert variables[name]["datasource"] == {"type": "prometheus", "uid": "prometheus"}
+            assert (variables[name]["includeAll"], variables[name]["allValue"]) == (True, ".*")
+
+
+def test_outcome_variable_lists_exactly_the_emitters_outcomes():
+    """Verify that the LLM calls outcome filter offers every llmtel.Outcome value, no other."""
+    from typing import get_args
+
+    import llmtel
+
+    (outcome,) = [
+        v for v in dashboard_by_uid()["llm-calls"]["templating"]["list"] if v["name"] == "outcome"
     ]
-    (service,) = dashboard["templating"]["list"]
-    assert service["name"] == "service"
-    assert service["query"]["query"] == "label_values(llm_calls_total, job)"
-    assert service["datasource"] == {"type": "prometheus", "uid": "prometheus"}
+    assert outcome["query"].split(",") == list(get_args(llmtel.Outcome))
+    assert [o["value"] for o in outcome["options"]] == ["$__all", *get_args(llmtel.Outcome)]
 
 
-def test_queries_use_only_metrics_and_labels_the_collector_produces(dashboard):
-    """Verify that metric names and labels in queries follow from the collector's span_metrics."""
+def test_logsql_queries_interpolate_variables_as_escaped_regexes():
+    """Verify that LogsQL queries use ${x:regex} in backquoted regex filters, never a bare $x."""
+    for title, target in targets(dashboard_by_uid()["llm-calls"], "victorialogs"):
+        expr = target["expr"]
+        for match in VARIABLE_RE.finditer(expr):
+            assert re.fullmatch(r"\$\{\w+:regex\}", match.group(0)), f"{title}: {match.group(0)}"
+            assert re.search(r"`[^`]*" + re.escape(match.group(0)) + r"[^`]*`", expr), title
+
+
+def test_llm_overview_has_the_golden_signal_panels():
+    """Verify that the LLM overview carries requests by endpoint, errors by outcome, p50/p95/p99."""
+    dashboard = dashboard_by_uid()["llm-overview"]
+    assert dashboard["title"] == "LLM overview"
+    exprs = {title: [] for title, _ in targets(dashboard)}
+    for title, target in targets(dashboard):
+        exprs[title].append(target["expr"])
+    assert exprs["Requests per minute by endpoint"] == [REQUEST_RATE]
+    assert exprs["Errors and refusals per minute by outcome"] == [ERRORS_BY_OUTCOME]
+    assert exprs["Latency p50, p95, p99"] == [
+        f"histogram_quantile({q}, sum by (le) "
+        f"(rate(llm_duration_seconds_bucket{{{FILTERS}}}[$__rate_interval])))"
+        for q in ("0.5", "0.95", "0.99")
+    ]
+    assert {"Spend per minute (USD) by model", "Tokens per minute by type"} <= set(exprs)
+    every = [expr for group in exprs.values() for expr in group]
+    assert not [e for e in every if "avg(" in e or "_sum" in e], "an average"
+
+
+def alert_expr(name: str) -> str:
+    (rule,) = [
+        r
+        for path in RULE_FILES
+        for g in load_yaml(path)["groups"]
+        for r in g["rules"]
+        if r.get("alert") == name
+    ]
+    return rule["expr"]
+
+
+def test_alert_threshold_panels_show_the_alerts_own_numbers():
+    """Verify that the threshold panels plot the recorded series and factors the alerts use."""
+    dashboard = dashboard_by_uid()["llm-overview"]
+    by_title = {panel["title"]: panel for panel in panels(dashboard)}
+    error_panel = by_title["Error ratio against the alert threshold"]
+    steps = error_panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert re.search(
+        r"job:llm_calls_errors:ratio_rate5m > ([\d.]+)", alert_expr("LLMErrorRateHigh")
+    )
+    threshold = re.search(r"ratio_rate5m > ([\d.]+)", alert_expr("LLMErrorRateHigh")).group(1)
+    assert steps[-1] == {"color": "red", "value": float(threshold)}
+    latency = [t["expr"] for t in by_title["p95 latency against the alert threshold"]["targets"]]
+    assert "> 2 * job_model:llm_duration_seconds:p95_5m_median1h" in alert_expr("LLMLatencyP95High")
+    assert latency[1].startswith("2 * job_model:llm_duration_seconds:p95_5m_median1h{")
+    spend = [t["expr"] for t in by_title["Spend per hour against the alert threshold"]["targets"]]
+    assert "> 3 * 3600 * job:llm_cost_usd:rate1h_offset10m" in alert_expr("LLMSpendRateHigh")
+    assert spend == [
+        'job:llm_cost_usd:rate5m{job=~"$service"} * 3600',
+        '3 * 3600 * job:llm_cost_usd:rate1h_offset10m{job=~"$service"}',
+    ]
+
+
+def test_links_lead_to_existing_dashboards_variables_and_datasources(dashboard):
+    """Verify that links open a known dashboard with its variables, or Explore on a known uid."""
+    by_uid = dashboard_by_uid()
+    urls = link_urls(dashboard)
+    assert urls, "no links"
+    for url in urls:
+        path, _, query = url.partition("?")
+        if path.startswith("/d/"):
+            uid = path.split("/")[2]
+            assert uid in by_uid, url
+            target_vars = {v["name"] for v in by_uid[uid]["templating"]["list"]}
+            params = re.findall(r"var-(\w+)=", query) + re.findall(r"\$\{(\w+):queryparam\}", query)
+            assert set(params) <= target_vars, url
+        else:
+            assert path == "/explore", url
+            panes = json.loads(urllib.parse.unquote(query.split("panes=", 1)[1]))
+            for pane in panes.values():
+                assert pane["datasource"] in BY_UID, url
+                assert {q["datasource"]["uid"] for q in pane["queries"]} <= set(BY_UID), url
+
+
+def test_overview_links_to_traces_and_logs():
+    """Verify that the overview links to the LLM calls dashboard and to Jaeger from its panels."""
+    urls = link_urls(dashboard_by_uid()["llm-overview"])
+    assert any(u.startswith("/d/llm-calls/") and "var-outcome=" in u for u in urls)
+    assert any(u.startswith("/explore") and "jaeger" in u for u in urls)
+    by_title = {p["title"]: p for p in panels(dashboard_by_uid()["llm-overview"])}
+    assert [t["exemplar"] for t in by_title["Latency p95 by model"]["targets"]] == [True]
+
+
+def test_recent_calls_trace_ids_link_to_jaeger():
+    """Verify that the recent-calls panel keeps trace_id, which the datasource links to Jaeger."""
+    by_title = {p["title"]: p for p in panels(dashboard_by_uid()["llm-calls"])}
+    panel = by_title["Recent calls"]
+    assert panel["type"] == "logs"
+    assert panel["options"]["enableLogDetails"] is True
+    expr = panel["targets"][0]["expr"]
+    assert "| fields" not in expr  # every field, trace_id included, stays in the details
+    fields = BY_UID["victorialogs"]["jsonData"]["derivedFields"]
+    assert [(f["matcherRegex"], f["datasourceUid"]) for f in fields] == [("trace_id", "jaeger")]
+
+
+def test_queries_use_only_metrics_and_labels_the_pipeline_produces(dashboard):
+    """Verify that PromQL names and labels follow from the collector's connectors and the rules."""
     collector = load_yaml(ROOT / "collector-config/otelcol-config.yaml")
     span_metrics = collector["connectors"]["span_metrics"]
     namespace = span_metrics["namespace"]
@@ -289,20 +431,29 @@ def test_queries_use_only_metrics_and_labels_the_collector_produces(dashboard):
     metrics = {f"{namespace}_calls_total"} | {
         f"{namespace}_duration_seconds_{suffix}" for suffix in ("bucket", "sum", "count")
     }
-    # span_metrics' own dimensions, plus what Prometheus' OTLP receiver and
-    # histogram_quantile add.
     labels = {d["name"].replace(".", "_") for d in span_metrics["dimensions"]}
-    labels |= {"job", "instance", "le", "service_name", "span_name", "span_kind", "status_code"}
-    for panel in panels(dashboard):
-        for target in panel["targets"]:
-            expr = target["expr"]
-            used_metrics = set(re.findall(r"\b(llm_\w+)\b", expr))
-            assert used_metrics, f"{panel['title']}: no llmtel metric in {expr}"
-            assert used_metrics <= metrics, f"{panel['title']}: {used_metrics - metrics}"
-            used_labels = set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)\s*\"", expr))
-            for clause in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr):
-                used_labels |= {label.strip() for label in clause.split(",") if label.strip()}
-            assert used_labels <= labels, f"{panel['title']}: {used_labels - labels}"
+    # signal_to_metrics: llm.tokens -> llm_tokens_total, llm.cost.usd -> llm_cost_usd_total.
+    for definition in collector["connectors"]["signal_to_metrics"]["spans"]:
+        metrics.add(definition["name"].replace(".", "_") + "_total")
+        labels |= {a["key"].replace(".", "_") for a in definition.get("attributes", [])}
+    recorded = {
+        r["record"]
+        for path in RULE_FILES
+        for g in load_yaml(path)["groups"]
+        for r in g["rules"]
+        if "record" in r
+    }
+    # What Prometheus' OTLP receiver adds (job, instance) and histogram_quantile uses.
+    labels |= {"job", "instance", "le", "status_code"}
+    for title, target in targets(dashboard, "prometheus"):
+        expr = target["expr"]
+        used_metrics = set(re.findall(r"\b([a-z_]+:[a-z0-9_]+:[a-z0-9_]+|llm_\w+)\b", expr))
+        assert used_metrics, f"{title}: no llmtel series in {expr}"
+        assert used_metrics <= metrics | recorded, f"{title}: {used_metrics - metrics - recorded}"
+        used_labels = set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)\s*\"", expr))
+        for clause in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr):
+            used_labels |= {label.strip() for label in clause.split(",") if label.strip()}
+        assert used_labels <= labels, f"{title}: {used_labels - labels}"
 
 
 # -- Grafana's own model -------------------------------------------------------------
@@ -323,7 +474,11 @@ def test_dashboards_parse_with_grafanas_typed_models(dashboard):
     register_default_plugins()
     parsed = dashboard_model.Dashboard.from_json(dashboard)
     for panel in parsed.panels or []:
-        assert all(isinstance(t, prometheus.Dataquery) for t in panel.targets or []), panel.title
+        if isinstance(panel, dashboard_model.RowPanel):
+            continue
+        uid = panel.datasource.uid if panel.datasource else None
+        if uid == "prometheus":
+            assert all(isinstance(t, prometheus.Dataquery) for t in panel.targets), panel.title
         # A registered panel type decodes its options into that plugin's class.
         assert not isinstance(panel.options, dict), f"{panel.title}: unknown panel type"
     round_trip = json.loads(json.dumps(parsed, cls=JSONEncoder))
