@@ -1,4 +1,4 @@
-"""The ``llmtel`` command: ``llmtel demo serve``, ``llmtel demo traffic``.
+"""The ``llmtel`` command: ``llmtel demo serve|traffic``, ``llmtel evals run|once|...``.
 
 A command group is a module with ``register(subparsers)``: it adds its parser and sets
 ``handler`` (``argparse.Namespace -> int`` exit code) with ``set_defaults``. Add yours to
@@ -12,8 +12,12 @@ import sys
 from collections.abc import Callable, Sequence
 
 from llmtel.demo import _cli as demo_cli
+from llmtel.evals import _cli as evals_cli
 
-_GROUPS: tuple[Callable[[demo_cli.Subparsers], None], ...] = (demo_cli.register,)
+_GROUPS: tuple[Callable[[demo_cli.Subparsers], None], ...] = (
+    demo_cli.register,
+    evals_cli.register,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import socket
 import time
 from collections.abc import Iterable, Mapping
 from http.server import BaseHTTPRequestHandler
@@ -14,8 +16,10 @@ from . import _catalog
 from ._chat import ChatRequest, chat_chunks, chat_completion, parse_chat_request
 from ._errors import JSON, BadRequest, ErrorReply, error_reply, injected_failure
 from ._generation import Generation, generate, new_id
+from ._judge import JudgeRequest, judge_request
 from ._plan import DirectiveError, Plan
 from ._responses import ResponseBuilder, ResponsesRequest, parse_responses_request
+from ._tokens import count_words
 
 if TYPE_CHECKING:
     from .server import DemoHTTPServer
@@ -80,9 +84,11 @@ class DemoRequestHandler(BaseHTTPRequestHandler):
         if body is None:
             return
         request: ChatRequest | ResponsesRequest | JSON
+        judge: JudgeRequest | None = None
         try:
             if path == CHAT_PATH:
                 request = parse_chat_request(body)
+                judge = judge_request(body, {k.lower(): v for k, v in self.headers.items()})
             elif path == RESPONSES_PATH:
                 request = parse_responses_request(body)
             else:
@@ -97,7 +103,7 @@ class DemoRequestHandler(BaseHTTPRequestHandler):
             return
         self.server.record(path, "200")
         if isinstance(request, ChatRequest):
-            self._answer_chat(request, plan)
+            self._answer_chat(request, plan, judge)
         elif isinstance(request, ResponsesRequest):
             self._answer_responses(request, plan)
         else:
@@ -117,8 +123,26 @@ class DemoRequestHandler(BaseHTTPRequestHandler):
         )
         return gen
 
-    def _answer_chat(self, request: ChatRequest, plan: Plan) -> None:
+    def _answer_chat(
+        self, request: ChatRequest, plan: Plan, judge: JudgeRequest | None = None
+    ) -> None:
         gen = self._generation(plan, request.model, request.prompt_tokens, request.cap)
+        if judge is not None and gen.refusal is None and gen.tool_call is None:
+            # Acting as a judge (structured outputs): the answer is the verdict's JSON.
+            verdict = judge.verdict()
+            text = judge.answer(verdict)
+            gen = dataclasses.replace(
+                gen,
+                text=text,
+                completion_tokens=count_words(text) + gen.reasoning_tokens,
+                finish_reason=plan.finish_reason or "stop",
+            )
+            # A client that gave up (or died) never sees the verdict: not counted as given.
+            delivered = not self._client_gone()
+            self.server.record_judge(judge, verdict, delivered=delivered)
+            if not delivered:
+                self.close_connection = True
+                return
         completion_id = new_id("chatcmpl-")
         if not request.stream:
             self._send_json(200, chat_completion(gen, completion_id=completion_id, n=request.n))
@@ -164,6 +188,16 @@ class DemoRequestHandler(BaseHTTPRequestHandler):
             self._send_error(injected_failure(failure))
             return False
         return True
+
+    def _client_gone(self) -> bool:
+        """Whether the client closed its end of the connection (a peek sees end of file)."""
+        try:
+            data = self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        return bool(data == b"")
 
     def _sleep(self, seconds: float) -> None:
         if seconds > 0 and self.server.stopping.wait(seconds):

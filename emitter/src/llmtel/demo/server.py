@@ -5,6 +5,9 @@ A stand-in for the LLM provider in tests, benchmarks and ``make demo``. It answe
 ``POST /v1/embeddings``, ``GET /v1/models`` and ``GET /healthz``, with token counts
 from documented rules (see ``llmtel.demo._tokens``), failures and latency from
 ``DemoConfig`` and per-request ``x-llmtel-demo-*`` headers (see ``llmtel.demo._plan``).
+With ``x-llmtel-demo-judge``, a chat request asking for a JSON schema (structured
+outputs) gets a judge's verdict that fits it, decided by markers in the judged text
+(see ``llmtel.demo._judge``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Self
 
 from ._config import DemoConfig
 from ._handler import DemoRequestHandler
+from ._judge import JudgeRecord, JudgeRequest
 from ._plan import Planner
 from ._tokens import completion_tokens_for, prompt_tokens_for, response_input_tokens_for
 
@@ -50,6 +54,7 @@ class DemoHTTPServer(ThreadingHTTPServer):
         self._lock = threading.Lock()
         self._connections: dict[threading.Thread, socket.socket] = {}
         self._counts: Counter[tuple[str, str]] = Counter()
+        self._judged: list[JudgeRecord] = []
 
     def process_request(
         self, request: socket.socket | tuple[bytes, socket.socket], client_address: object
@@ -91,6 +96,16 @@ class DemoHTTPServer(ThreadingHTTPServer):
         """A snapshot of the request counts by (path, outcome)."""
         with self._lock:
             return dict(self._counts)
+
+    def record_judge(self, request: JudgeRequest, verdict: str, *, delivered: bool) -> None:
+        """Remember one verdict the demo judge decided (and whether the client got it)."""
+        with self._lock:
+            self._judged.append(JudgeRecord(request.name, verdict, request.subject, delivered))
+
+    def judged(self) -> list[JudgeRecord]:
+        """A snapshot of the verdicts decided so far, oldest first."""
+        with self._lock:
+            return list(self._judged)
 
     def drop_connections(self, timeout: float) -> None:
         """Wake sleeping handlers, cut every open connection and wait for their threads."""
@@ -161,6 +176,23 @@ class DemoServer:
         Requests rejected before routing (bad JSON, unknown paths) are not counted.
         """
         return self._running().counts()
+
+    def judge_records(self) -> list[JudgeRecord]:
+        """Verdicts given as a judge (structured-output requests), oldest first.
+
+        Requests with the ``x-llmtel-demo-judge`` header and a JSON schema get a verdict.
+        Each says the rubric (the JSON schema's name), the verdict, a digest of the judged
+        text, and whether the answer was written: a client that closed its connection
+        before (a killed worker) does not get it, and it is recorded as not delivered.
+        See ``llmtel.demo._judge`` for how verdicts are decided.
+
+        Example:
+            >>> with DemoServer() as server:
+            ...     records = server.judge_records()
+            >>> records
+            []
+        """
+        return self._running().judged()
 
     def start(self) -> Self:
         """Bind the socket and serve on a daemon thread; return ``self``."""
