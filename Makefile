@@ -70,3 +70,14 @@ lint: venv
 .PHONY: check
 check: venv
 	$(VENV)/bin/pytest tests/test_configs.py tests/test_compose.py tests/test_grafana_provisioning.py
+
+# Emitter overhead (vs the official and OpenLLMetry instrumentations), collector
+# throughput (telemetrygen) and freshness, on a native stack 35000 ports up; prints one
+# table, writes var/bench/results.md. About 30 minutes on 2 cores; QUICK=1: a few.
+#   make bench QUICK=1
+#   make bench BENCH_ARGS="--parts overhead"
+QUICK ?=
+BENCH_ARGS ?=
+.PHONY: bench
+bench: venv
+	$(VPY) -m bench.run $(if $(QUICK),--quick) $(BENCH_ARGS)

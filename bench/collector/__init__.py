@@ -1,0 +1,1 @@
+"""Collector throughput: telemetrygen drives LLM-shaped spans and logs into the real collector."""
