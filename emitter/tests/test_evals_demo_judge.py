@@ -155,11 +155,13 @@ def test_the_server_records_each_verdict_and_whether_it_was_delivered() -> None:
         while len(records) < 2 and time.monotonic() < deadline:  # the late one is still asleep
             time.sleep(0.05)
             records = server.judge_records()
+        received = server.judge_requests_received()
     assert [(r.rubric, r.verdict, r.delivered) for r in records] == [
         ("Verdict", "pass", True),
         ("Verdict", "fail", False),
     ]
     assert records[0].subject == hashlib.sha256(b"good").hexdigest()[:16]
+    assert received == 2
 
 
 def test_without_the_judge_header_requests_are_answered_as_before(
@@ -167,6 +169,7 @@ def test_without_the_judge_header_requests_are_answered_as_before(
 ) -> None:
     """Verify that schema requests without x-llmtel-demo-judge get lorem text, not a verdict."""
     before = len(server.judge_records())
+    received = server.judge_requests_received()
     with pytest.raises(pydantic.ValidationError):
         client.chat.completions.parse(
             model="gpt-4o-mini",
@@ -181,3 +184,4 @@ def test_without_the_judge_header_requests_are_answered_as_before(
     assert reply.choices[0].message.content is not None
     assert not reply.choices[0].message.content.startswith("{")
     assert len(server.judge_records()) == before
+    assert server.judge_requests_received() == received

@@ -89,6 +89,8 @@ class DemoRequestHandler(BaseHTTPRequestHandler):
             if path == CHAT_PATH:
                 request = parse_chat_request(body)
                 judge = judge_request(body, {k.lower(): v for k, v in self.headers.items()})
+                if judge is not None:
+                    self.server.judge_arrived()
             elif path == RESPONSES_PATH:
                 request = parse_responses_request(body)
             else:

@@ -55,6 +55,7 @@ class DemoHTTPServer(ThreadingHTTPServer):
         self._connections: dict[threading.Thread, socket.socket] = {}
         self._counts: Counter[tuple[str, str]] = Counter()
         self._judged: list[JudgeRecord] = []
+        self._judge_arrivals = 0
 
     def process_request(
         self, request: socket.socket | tuple[bytes, socket.socket], client_address: object
@@ -96,6 +97,16 @@ class DemoHTTPServer(ThreadingHTTPServer):
         """A snapshot of the request counts by (path, outcome)."""
         with self._lock:
             return dict(self._counts)
+
+    def judge_arrived(self) -> None:
+        """Count one judge request as it arrives (before its latency and verdict)."""
+        with self._lock:
+            self._judge_arrivals += 1
+
+    def judge_arrivals(self) -> int:
+        """How many judge requests have arrived so far."""
+        with self._lock:
+            return self._judge_arrivals
 
     def record_judge(self, request: JudgeRequest, verdict: str, *, delivered: bool) -> None:
         """Remember one verdict the demo judge decided (and whether the client got it)."""
@@ -193,6 +204,20 @@ class DemoServer:
             []
         """
         return self._running().judged()
+
+    def judge_requests_received(self) -> int:
+        """Judge requests received so far, answered or not: one in flight counts.
+
+        A request counts as it arrives; it gets its ``judge_records()`` entry once its
+        latency has passed (unless the server's settings fail it). A test that must kill
+        a judge's client mid-request waits for this count to move.
+
+        Example:
+            >>> with DemoServer() as server:
+            ...     server.judge_requests_received()
+            0
+        """
+        return self._running().judge_arrivals()
 
     def start(self) -> Self:
         """Bind the socket and serve on a daemon thread; return ``self``."""
