@@ -17,12 +17,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from conftest import poll_until
 from stack import NativeStack
 from test_evals_stack_support import (
     RUBRICS,
     KnownCall,
     evaluation_records,
+    poll_until,
     prometheus_vector,
     run_worker,
     sampling_collector,

@@ -10,6 +10,7 @@ runs as users run it, ``python -m llmtel evals ...`` in its own process.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
 import socket
@@ -26,7 +27,6 @@ from typing import Any
 
 import openai
 import pytest
-from conftest import poll_until
 from stack import NativeStack, StackError
 
 import llmtel
@@ -34,6 +34,25 @@ from llmtel.demo.server import DemoServer
 from llmtel.evals import default_config_text
 
 DEMO_JUDGE_HEADER = "x-llmtel-demo-judge"
+
+
+def _load_tests_conftest() -> Any:
+    """This directory's conftest, by path.
+
+    emitter/tests has a ``conftest`` module too; when pytest collects both directories
+    in one run, ``from conftest import ...`` finds whichever it loaded last.
+    """
+    spec = importlib.util.spec_from_file_location(
+        "llmtel_stack_tests_conftest", Path(__file__).with_name("conftest.py")
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+poll_until = _load_tests_conftest().poll_until
 
 
 def free_ports(count: int) -> list[int]:
@@ -200,11 +219,15 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def worker_config(path: Path) -> Path:
-    """The shipped rubrics, judged by a demo server (its judge header set), retrying fast."""
+def worker_config(path: Path, headers: dict[str, str] | None = None) -> Path:
+    """The shipped rubrics, judged by a demo server (its judge header set), retrying fast.
+
+    ``headers`` go on every judge request too (``x-llmtel-demo-latency-ms``, say).
+    """
     text = default_config_text()
+    sent = {DEMO_JUDGE_HEADER: "0", **(headers or {})}
     for old, new in (
-        ("  headers: {}\n", f'  headers: {{{DEMO_JUDGE_HEADER}: "0"}}\n'),
+        ("  headers: {}\n", f"  headers: {json.dumps(sent)}\n"),
         ("  backoff_initial_s: 1\n", "  backoff_initial_s: 0.1\n"),
     ):
         assert old in text

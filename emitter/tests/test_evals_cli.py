@@ -10,14 +10,19 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from conftest import FakeCollector
 from test_evals_support import lines_of, make_app_calls, write_queue
 
 from llmtel.demo.server import DemoServer
 from llmtel.evals import Store, default_config_text
 from llmtel.evals._store import worker_lock
+
+if TYPE_CHECKING:
+    # Only a type: tests/ has a conftest module too, and which one `import conftest`
+    # finds depends on the order pytest collects the two directories in.
+    from conftest import FakeCollector
 
 PROMPTS = [
     "Where is my order? [demo-verdict:fail]",
