@@ -1,10 +1,12 @@
 """Emitter overhead: interleaved worker processes per variant, aggregated into figures.
 
 Each repetition runs every variant once, in a shuffled order, each in a fresh process
-(comparators in their own venvs); a variant's added cost in a repetition is its median
-CPU per call minus the bare median of the same repetition, so slow drifts of the
-machine's load cancel. Figures are the median over repetitions with the interquartile
-range.
+(comparators in their own venvs). Inside a telemetry variant's process every
+instrumented window is paired with a plain-call window next to it (see ``worker``); a
+variant's added cost in a repetition is the median over its pairs of the difference,
+so the machine's load, which drifts on a shared machine, mostly cancels. The ``bare``
+process (no telemetry imported at all) gives the absolute cost of the call. Figures
+are the median over repetitions with the interquartile range.
 """
 
 from __future__ import annotations
@@ -57,13 +59,18 @@ class Result:
     errors: dict[str, str] = field(default_factory=dict)
     # variant -> shape -> per-repetition median CPU us per call
     cpu: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    # variant -> shape -> per-repetition median of (instrumented - plain) over paired windows
+    paired: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     # variant -> shape -> spans / log records per call
     signals: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     skipped: dict[str, list[str]] = field(default_factory=dict)
     profile: str | None = None
 
     def added(self, variant: str, shape: str) -> list[float]:
-        """Per-repetition added CPU (us per call) of ``variant`` over bare."""
+        """Per-repetition added CPU (us per call) of ``variant`` over the plain call."""
+        pairs = self.paired.get(variant, {}).get(shape)
+        if pairs:
+            return pairs
         mine, bare = self.cpu.get(variant, {}).get(shape), self.cpu.get("bare", {}).get(shape)
         if not mine or not bare:
             return []
@@ -152,6 +159,11 @@ def run(quick: bool, seed: int = 7) -> Result:
             for shape, data in out["shapes"].items():
                 cell = result.cpu.setdefault(variant, {}).setdefault(shape, [])
                 cell.append(stats.median(data["cpu_us"]))
+                plain = data.get("plain_cpu_us") or []
+                if plain:
+                    diffs = [a - b for a, b in zip(data["cpu_us"], plain, strict=False)]
+                    pairs = result.paired.setdefault(variant, {}).setdefault(shape, [])
+                    pairs.append(stats.median(diffs))
                 result.signals.setdefault(variant, {})[shape] = data["per_call"]
     missed = misses(result)
     if missed and "llmtel" in runnable:

@@ -11,7 +11,13 @@ pipeline: batch span and log processors and a periodic metric reader whose expor
 encode OTLP protobuf and throw the bytes away (no sockets anywhere).
 
 CPU is ``time.process_time`` (every thread of the process, so the background export
-threads count) over a window of calls, flushed at the end of the window. Runs under any
+threads count) over a window of calls, flushed at the end of the window. Each
+instrumented window is paired with an uninstrumented one in the same process, next to
+it in time (order alternating): the openai methods the instrumentation wrapped are
+swapped back to the originals (``__wrapped__``) for that window, and the floor makes
+the plain call. The added cost is the difference within the pair, so the machine's
+load, which on a shared machine drifts by more than what is measured, mostly cancels.
+Runs under any
 interpreter that has ``openai``, ``httpx2`` and ``opentelemetry-sdk``; llmtel and the
 comparators are imported only by their own variant.
 """
@@ -215,6 +221,33 @@ class Floor:
         return items
 
 
+class Toggle:
+    """Switch the instrumentation off and on between windows, without re-instrumenting.
+
+    Every wrapt wrapper found on the client's resource classes (llmtel, the official
+    instrumentation and OpenLLMetry all wrap with wrapt) is replaced by the function it
+    wraps while off, and put back while on.
+    """
+
+    def __init__(self, client: OpenAI) -> None:
+        self.swaps: list[tuple[type, str, object, object]] = []
+        classes = {type(client.chat.completions), type(client.responses), type(client.embeddings)}
+        wrapt = importlib.import_module("wrapt")
+        # wrapt 2 moved the C proxy base to BaseObjectProxy; wrapt 1 has ObjectProxy only.
+        proxy = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
+        for cls in classes:
+            for name, value in list(vars(cls).items()):
+                if isinstance(value, proxy):
+                    inner = value
+                    while isinstance(inner, proxy):
+                        inner = inner.__wrapped__
+                    self.swaps.append((cls, name, value, inner))
+
+    def set(self, on: bool) -> None:
+        for cls, name, wrapped, original in self.swaps:
+            setattr(cls, name, wrapped if on else original)
+
+
 def _versions(variant: str) -> dict[str, str]:
     names = ["openai", "httpx2", "opentelemetry-sdk"]
     if variant in DISTRIBUTIONS:
@@ -253,11 +286,23 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             return lambda: floor.call(client, spec["api"], kwargs, shape)
         return lambda: transport.call(client, spec["api"], kwargs)
 
+    def plain(shape: str) -> Callable[[], int]:
+        spec = shapes[shape]
+        kwargs = transport.request_kwargs(shape, spec)
+        return lambda: transport.call(client, spec["api"], kwargs)
+
+    # Paired windows: every telemetry variant also measures the plain call in-process.
+    paired = pipe is not None and args.profile is None
+    toggle = Toggle(client) if paired and floor is None else None
+    if toggle is not None and not toggle.swaps:
+        raise RuntimeError("no wrapped openai method found: the instrumentation did not patch")
+
     result: dict[str, Any] = {"variant": args.variant, "versions": _versions(args.variant)}
     if floor is not None:  # the floor mirrors llmtel: nothing to mirror where it records nothing
         result["skipped"] = [s for s in selected if s not in floor.record]
         selected = [s for s in selected if s in floor.record]
     calls = {shape: one(shape) for shape in selected}
+    plains = {shape: plain(shape) for shape in selected}
     per_shape: dict[str, Any] = {}
     for shape in selected:  # warm-up, and the signals each call produces
         before = pipe.counts() if pipe else {}
@@ -269,26 +314,46 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             produced = {k: (after[k] - before[k]) / args.warmup for k in after}
         else:
             produced = {}
-        per_shape[shape] = {"per_call": produced, "cpu_us": [], "wall_us": []}
+        per_shape[shape] = {"per_call": produced, "cpu_us": [], "wall_us": [], "plain_cpu_us": []}
+    if paired:  # warm the plain path too
+        if toggle is not None:
+            toggle.set(False)
+        for shape in selected:
+            for _ in range(args.warmup):
+                plains[shape]()
+        if toggle is not None:
+            toggle.set(True)
     per_shape_calls = json.loads(args.calls_per_shape or "{}")
     profiler = cProfile.Profile() if args.profile else None
-    for _ in range(args.rounds):
-        for shape in selected:
+    for round_ in range(args.rounds):
+        for index, shape in enumerate(selected):
             n = int(per_shape_calls.get(shape, args.calls))
-            call = calls[shape]
-            gc.collect()
-            if profiler is not None:
-                profiler.enable()
-            cpu0, wall0 = time.process_time_ns(), time.perf_counter_ns()
-            for _ in range(n):
-                call()
-            if pipe is not None:
-                pipe.flush()
-            cpu1, wall1 = time.process_time_ns(), time.perf_counter_ns()
-            if profiler is not None:
-                profiler.disable()
-            per_shape[shape]["cpu_us"].append((cpu1 - cpu0) / n / 1000)
-            per_shape[shape]["wall_us"].append((wall1 - wall0) / n / 1000)
+            modes = [True]
+            if paired:
+                modes = [True, False] if (round_ + index) % 2 == 0 else [False, True]
+            for instrumented in modes:
+                if toggle is not None:
+                    toggle.set(instrumented)
+                call = calls[shape] if instrumented else plains[shape]
+                gc.collect()
+                if profiler is not None:
+                    profiler.enable()
+                cpu0, wall0 = time.process_time_ns(), time.perf_counter_ns()
+                for _ in range(n):
+                    call()
+                if pipe is not None:
+                    pipe.flush()  # in both windows, so the fixed cost of a flush cancels
+                cpu1, wall1 = time.process_time_ns(), time.perf_counter_ns()
+                if profiler is not None:
+                    profiler.disable()
+                cpu_us = (cpu1 - cpu0) / n / 1000
+                if instrumented:
+                    per_shape[shape]["cpu_us"].append(cpu_us)
+                    per_shape[shape]["wall_us"].append((wall1 - wall0) / n / 1000)
+                else:
+                    per_shape[shape]["plain_cpu_us"].append(cpu_us)
+            if toggle is not None:
+                toggle.set(True)
     result["shapes"] = per_shape
     if profiler is not None:
         profiler.dump_stats(str(args.profile))
