@@ -46,15 +46,30 @@ else
 endif
 
 # Send demo traffic for DURATION seconds at RATE calls/s, through the real openai
-# SDK to the built-in demo server (no API key). Examples:
+# SDK to the built-in demo server (no API key). Natively, the eval worker judges the
+# EVAL_PERCENT % of calls the collector samples (if `make demo` starts the stack) with
+# the demo judge meanwhile, then drains the queue and prints the pass rates. Examples:
 #   make demo DURATION=300 RATE=5 DEMO_ARGS="--rate-500 0.2"
+#   make demo EVAL_PERCENT=100
 #   LLMTEL_DEMO_PROVIDER=openai OPENAI_API_KEY=sk-... make demo   # real OpenAI
 DURATION ?= 60
 RATE ?= 2
 DEMO_ARGS ?=
+EVAL_PERCENT ?= 20
 .PHONY: demo
+ifeq ($(RUNTIME),docker)
 demo: venv up
 	$(VENV)/bin/llmtel demo traffic --duration $(DURATION) --rate $(RATE) $(DEMO_ARGS)
+else
+demo: export LLMTEL_EVAL_SAMPLE_PERCENT = $(EVAL_PERCENT)
+demo: venv up
+	@mkdir -p var/evals
+	$(VENV)/bin/llmtel evals run --demo-judge --quiet >var/evals/demo.log 2>&1 & worker=$$!; \
+	$(VENV)/bin/llmtel demo traffic --duration $(DURATION) --rate $(RATE) $(DEMO_ARGS); \
+	status=$$?; kill -TERM $$worker; wait $$worker; \
+	$(VENV)/bin/llmtel evals once --demo-judge --quiet >>var/evals/demo.log 2>&1; \
+	$(VENV)/bin/llmtel evals status; exit $$status
+endif
 
 .PHONY: test
 test: venv
