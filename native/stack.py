@@ -32,6 +32,9 @@ from render import alertmanager_secrets, render_alertmanager_config, render_prom
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = ROOT / "native" / "build-binaries.sh"
+# Bearer-token auth on the collector's OTLP receivers: off unless this variable is set.
+OTLP_TOKEN_ENV = "LLMTEL_OTLP_TOKEN"  # noqa: S105 (a variable name, not a secret)
+AUTH_OVERLAY = ROOT / "collector-config" / "auth-overlay.yaml"
 
 
 @dataclass(frozen=True)
@@ -97,8 +100,18 @@ class NativeStack:
     >>> stack.down()  # doctest: +SKIP
     """
 
-    def __init__(self, ports: Ports | None = None, state_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        ports: Ports | None = None,
+        state_dir: Path | None = None,
+        collector_overlays: Sequence[Path] | None = None,
+    ) -> None:
         self.ports = ports or Ports()
+        # Extra collector --config files (maps merge, lists replace). By default the
+        # bearer-token overlay is loaded when LLMTEL_OTLP_TOKEN is set.
+        if collector_overlays is None:
+            collector_overlays = [AUTH_OVERLAY] if os.environ.get(OTLP_TOKEN_ENV) else []
+        self.collector_overlays = [Path(p).resolve() for p in collector_overlays]
         self.state_dir = (state_dir or ROOT / "var" / "native").resolve()
         self.logs_dir = self.state_dir / "logs"
         self.pids_dir = self.state_dir / "pids"
@@ -110,7 +123,8 @@ class NativeStack:
         p, data = self.ports, self.state_dir / "data"
         rendered_prometheus = self.state_dir / "prometheus.yaml"
         local = "127.0.0.1"
-        collector_config = str(ROOT / "collector-config" / "otelcol-config.yaml")
+        base_config = ROOT / "collector-config" / "otelcol-config.yaml"
+        collector_configs = [f"--config={path}" for path in [base_config, *self.collector_overlays]]
         jaeger_config = str(ROOT / "jaeger" / "jaeger-config.yaml")
         # Rendered by up(): native addresses, secret files under the state directory.
         alertmanager_config = str(self.state_dir / "alertmanager.yaml")
@@ -171,10 +185,10 @@ class NativeStack:
             Service(
                 name="otel-collector",
                 binary=str(bins["otelcol"]),
-                args=[f"--config={collector_config}"],
+                args=collector_configs,
                 env=self.collector_env(),
                 health_url=f"http://{local}:{p.collector_health}/",
-                check=[str(bins["otelcol"]), "validate", f"--config={collector_config}"],
+                check=[str(bins["otelcol"]), "validate", *collector_configs],
             ),
         ]
 
@@ -298,11 +312,17 @@ class NativeStack:
             self._processes.pop(name).wait(timeout=5)
         (self.pids_dir / f"{name}.pid").unlink(missing_ok=True)
 
-    def start_service(self, name: str, timeout_s: float = 90) -> None:
-        """Start one stopped service on the stack's configs and wait until it is healthy."""
+    def start_service(
+        self, name: str, timeout_s: float = 90, bins: dict[str, Path] | None = None
+    ) -> None:
+        """Start one stopped service on the stack's configs and wait until it is healthy.
+
+        ``bins`` (NAME -> path) pins the binaries, e.g. those a running stack started
+        with; by default the cached ones for the current manifests.
+        """
         if self._pid(name) is not None:
             raise StackError(f"{name} is already running")
-        by_name = {s.name: s for s in self.services(binary_paths(build=False))}
+        by_name = {s.name: s for s in self.services(bins or binary_paths(build=False))}
         if name not in by_name:
             raise StackError(f"no service named {name!r} (known: {', '.join(by_name)})")
         self._start(by_name[name])

@@ -19,6 +19,10 @@ CONFIG_PATH = ROOT / "collector-config" / "otelcol-config.yaml"
 MANIFEST_PATH = ROOT / "collector-config" / "builder-config.yaml"
 CONFIG: dict[str, Any] = yaml.safe_load(CONFIG_PATH.read_text())
 MANIFEST: dict[str, Any] = yaml.safe_load(MANIFEST_PATH.read_text())
+# Shipped overlays (optional behaviour) may add extensions the base config does not run.
+OVERLAY_EXTENSIONS = {
+    "bearertokenauth/otlp": ROOT / "collector-config" / "auth-overlay.yaml",
+}
 PIPELINES: dict[str, Any] = CONFIG["service"]["pipelines"]
 KINDS = ("receivers", "processors", "exporters", "connectors", "extensions")
 BACKEND_EXPORTERS = ("otlp_grpc/jaeger", "otlp_http/victorialogs", "otlp_http/prometheus")
@@ -65,6 +69,9 @@ def test_builder_manifest_lists_exactly_the_components_the_config_uses(
     """Verify that the built binary's components are exactly the config's component types."""
     built = built_components(bins["otelcol"])
     used = used_ids()
+    for extension, overlay in OVERLAY_EXTENSIONS.items():
+        assert extension in yaml.safe_load(overlay.read_text())["extensions"], overlay
+        used["extensions"].add(extension)
     for kind in KINDS:
         assert set(built[kind]) == {component_type(c) for c in used[kind]}, kind
     manifest_modules = {
