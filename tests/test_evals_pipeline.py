@@ -15,6 +15,7 @@ import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from stack import NativeStack
@@ -61,12 +62,14 @@ class Judged:
 
 
 @pytest.fixture(scope="module")
-def judged(stack: NativeStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Judged]:
+def judged(
+    stack: NativeStack, bins: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Judged]:
     """Send the calls, then run `llmtel evals once` over the eval queue, once."""
     tmp = tmp_path_factory.mktemp("evals-e2e")
     prompt_version = unique("e2e")
     judge_model = unique("judge")
-    with sampling_collector(stack, tmp / "collector") as collector, DemoServer() as judge:
+    with sampling_collector(stack, bins, tmp / "collector") as collector, DemoServer() as judge:
         calls = send_app_calls(collector, unique("llmtel-evals-app"), prompt_version, CALLS)
         assert len(calls) == 12
         command = worker_command(

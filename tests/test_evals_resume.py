@@ -50,12 +50,12 @@ SLOW_JUDGE_MS = 1000  # the first worker's judge delay: the window in which the 
 
 
 def test_a_killed_worker_resumes_without_judging_twice_or_skipping(
-    stack: NativeStack, tmp_path: Path
+    stack: NativeStack, bins: dict[str, Path], tmp_path: Path
 ) -> None:
     """Verify that after SIGKILL and a restart, each of 30 verdicts is given and sent once."""
     prompt_version = unique("resume")
     with (
-        sampling_collector(stack, tmp_path / "collector") as collector,
+        sampling_collector(stack, bins, tmp_path / "collector") as collector,
         DemoServer() as judge,
     ):
         calls = send_app_calls(collector, unique("llmtel-evals-app"), prompt_version, CALLS)

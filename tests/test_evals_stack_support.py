@@ -70,8 +70,13 @@ def free_ports(count: int) -> list[int]:
 
 
 @contextmanager
-def sampling_collector(stack: NativeStack, state_dir: Path) -> Iterator[NativeStack]:
+def sampling_collector(
+    stack: NativeStack, bins: dict[str, Path], state_dir: Path
+) -> Iterator[NativeStack]:
     """A second collector on the repo's config, copying 100% of traces to its eval queue.
+
+    It runs the session's collector binary (``bins``), even if a changed builder
+    manifest has made another one current since the session started.
 
     Its four ports are ones the system has free (fixed ones can be taken by any
     connection's local port); a port taken between the choice and the start means
@@ -92,7 +97,7 @@ def sampling_collector(stack: NativeStack, state_dir: Path) -> Iterator[NativeSt
         try:
             with pytest.MonkeyPatch.context() as env:
                 env.setenv("LLMTEL_EVAL_SAMPLE_PERCENT", "100")  # the collector inherits it
-                side.start_service("otel-collector")
+                side.start_service("otel-collector", bins=bins)
             break
         except StackError:
             failed = side._processes.pop("otel-collector", None)  # reap it: no ResourceWarning
