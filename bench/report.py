@@ -121,8 +121,8 @@ def _collector_rows(res: CollectorResult | None) -> list[list[str]]:
         share = per_core / base_core if base else float("nan")
         if best.ok:
             at = f"at {best.achieved:,.0f}/s sustained"
-            if shipped and shipped.limited_by_generator:
-                at += ", generator-bound"
+            if shipped and shipped.limited_by_load:
+                at += ", collector not saturated"
         else:
             at = f"no step passed; {best.achieved:,.0f}/s reached at {best.rate:,.0f}/s offered"
         rows.append(

@@ -111,9 +111,11 @@ def _ablation(stack: Any, bins: dict[str, Path], quick: bool, result: CollectorR
         reached = 1000.0
         if search is not None and search.steps:
             reached = (search.best or search.steps[0]).achieved
-        rate = float(max(200, min(4000, round(0.5 * reached, -2))))
-        # At least ~8,000 items, so the collector's fixed background costs average out.
-        duration = seconds if quick else max(seconds, min(30.0, 8000 / rate))
+        # At least 1,000/s: below that the collector's idle CPU (flushes, GC, its own
+        # metrics) is a large share of what is measured, and the differences drown in it.
+        rate = float(max(1000, min(4000, round(0.5 * reached, -2))))
+        # Enough items (3,000 quick, 8,000 full) that the fixed background costs average out.
+        duration = max(seconds, min(30.0, (3000 if quick else 8000) / rate))
         result.ablation_rates[signal] = rate
         print(f"[collector] ablation, {signal} at {rate:,.0f}/s", flush=True)
         shipped = [throughput.SHIPPED]

@@ -48,7 +48,8 @@ class Settings:
     def for_mode(cls, quick: bool) -> Settings:
         if quick:
             return cls(2, 2, {"chat": 100, "stream17": 60, "stream117": 15, "responses": 100}, 20)
-        return cls(7, 3, {"chat": 300, "stream17": 150, "stream117": 40, "responses": 300}, 50)
+        # Every window is paired with a plain one, so this is about 8 minutes on 2 cores.
+        return cls(6, 3, {"chat": 200, "stream17": 100, "stream117": 30, "responses": 200}, 40)
 
 
 @dataclass
