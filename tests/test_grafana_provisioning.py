@@ -347,6 +347,20 @@ def test_llm_overview_has_the_golden_signal_panels():
     assert not [e for e in every if "avg(" in e or "_sum" in e], "an average"
 
 
+def test_llm_overview_has_the_eval_pass_rate_by_rubric():
+    """Verify the pass-rate panel: passes over passes and fails per rubric, by the model filter."""
+    by_title = {p["title"]: p for p in panels(dashboard_by_uid()["llm-overview"])}
+    (target,) = by_title["Eval pass rate by rubric"]["targets"]
+    verdicts = 'llmtel_eval_results_total{gen_ai_request_model=~"$model", '
+    assert target["expr"] == (
+        f"sum by (gen_ai_evaluation_name) (increase({verdicts}"
+        'gen_ai_evaluation_score_label="pass"}[1h]))\n/\n'
+        f"sum by (gen_ai_evaluation_name) (increase({verdicts}"
+        'gen_ai_evaluation_score_label=~"pass|fail"}[1h]))'
+    )
+    assert by_title["Eval pass rate by rubric"]["fieldConfig"]["defaults"]["unit"] == "percentunit"
+
+
 def alert_expr(name: str) -> str:
     (rule,) = [
         r
@@ -443,11 +457,26 @@ def test_queries_use_only_metrics_and_labels_the_pipeline_produces(dashboard):
         for r in g["rules"]
         if "record" in r
     }
+    # The eval worker's verdict counter and the labels it sets (llmtel.evals._telemetry).
+    from llmtel.evals import _telemetry as evals
+
+    metrics.add(evals.RESULTS_METRIC.replace(".", "_") + "_total")
+    labels |= {
+        key.replace(".", "_")
+        for key in (
+            evals.EVALUATION_NAME,
+            evals.SCORE_LABEL,
+            evals.REQUEST_MODEL,
+            evals.PROMPT_VERSION,
+        )
+    }
     # What Prometheus' OTLP receiver adds (job, instance) and histogram_quantile uses.
     labels |= {"job", "instance", "le", "status_code"}
     for title, target in targets(dashboard, "prometheus"):
         expr = target["expr"]
-        used_metrics = set(re.findall(r"\b([a-z_]+:[a-z0-9_]+:[a-z0-9_]+|llm_\w+)\b", expr))
+        used_metrics = set(
+            re.findall(r"\b([a-z_]+:[a-z0-9_]+:[a-z0-9_]+|llm_\w+|llmtel_eval_\w+)\b", expr)
+        )
         assert used_metrics, f"{title}: no llmtel series in {expr}"
         assert used_metrics <= metrics | recorded, f"{title}: {used_metrics - metrics - recorded}"
         used_labels = set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)\s*\"", expr))
