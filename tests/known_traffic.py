@@ -10,7 +10,11 @@ after it; the first wave gives every series that base. Spans leave the process o
 on force_flush (OTEL_BSP_* set very long by the caller), so each wave is one OTLP
 export and the collector's token and cost counters get exactly one sample per wave.
 
-Writes one JSON object per span to --out: the attributes the checks need.
+After the first wave, known eval verdicts on first-wave calls go out through llmtel's
+real EvalTelemetry (the eval worker's sender; no judge is asked): it zero-fills each
+verdict series and flushes, so the counts arrive with the second wave's export.
+
+Writes to --out {"spans": [one object per span], "verdicts": [...]}: what the checks need.
 Its own process: the OpenTelemetry globals of the pytest process stay untouched.
 """
 
@@ -31,6 +35,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import llmtel
 from llmtel.demo.server import DemoConfig, DemoServer
+from llmtel.evals import EvalTelemetry, load_config
+from llmtel.evals._store import Result
 
 MODELS = ("gpt-4o-mini", "gpt-4o")
 ENDPOINTS = ("support-answer", "summarise")
@@ -50,6 +56,15 @@ KINDS: dict[str, tuple[dict[str, str], int]] = {
     "content-filter": ({**FAST, "x-llmtel-demo-finish-reason": "content_filter"}, 4),
 }
 FIRST_WAVE = ("ok-fast", "server-error", "rate-limit", "timeout", "refusal", "content-filter")
+# (rubric, judged model) -> verdict labels. Pass rates over pass and fail only:
+# grounded 7/10 (gpt-4o 2/4), cites_sources 4/8 (gpt-4o 1/4).
+VERDICTS: dict[tuple[str, str], list[str]] = {
+    ("grounded", "gpt-4o-mini"): ["pass"] * 5
+    + ["fail", "not_applicable", "not_applicable", "error"],
+    ("grounded", "gpt-4o"): ["pass", "pass", "fail", "fail"],
+    ("cites_sources", "gpt-4o-mini"): ["pass", "pass", "pass", "fail"],
+    ("cites_sources", "gpt-4o"): ["pass", "fail", "fail", "fail"],
+}
 
 
 def plan(wave: int) -> list[tuple[str, str, str, int]]:
@@ -98,6 +113,45 @@ def facts(span: ReadableSpan, wave: int) -> dict[str, Any]:
     }
 
 
+def send_verdicts(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Send VERDICTS, judging first-wave calls of the verdict's model, as the worker would."""
+    from opentelemetry import _logs, metrics
+
+    telemetry = EvalTelemetry(
+        _logs.get_logger_provider(),
+        metrics.get_meter_provider(),
+        lambda timeout_s: llmtel.force_flush(timeout_s=timeout_s),
+    )
+    rubrics = load_config()
+    sent = []
+    for (rubric, model), labels in VERDICTS.items():
+        judged = [s for s in spans if s["model"] == model][: len(labels)]
+        for span, label in zip(judged, labels, strict=True):
+            telemetry.emit(
+                Result(
+                    trace_id=span["trace_id"],
+                    span_id=span["span_id"],
+                    rubric=rubric,
+                    rubric_version="known",
+                    label=label,
+                    score=None,
+                    explanation=f"known verdict {label}",
+                    error_type="JudgeTimeout" if label == "error" else None,
+                    model=model,
+                    prompt_version="v1",
+                    endpoint=span["endpoint"],
+                    response_id=None,
+                    judge_model="known-judge",
+                    judge_call_id=None,
+                    content_source="preview",
+                    created=0.0,
+                ),
+                rubrics.rubric(rubric),
+            )
+            sent.append({"rubric": rubric, "model": model, "label": label})
+    return sent
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoint", required=True, help="the collector's OTLP/HTTP base URL")
@@ -112,6 +166,7 @@ def main() -> int:
     provider.add_span_processor(SimpleSpanProcessor(observed))
 
     records: list[dict[str, Any]] = []
+    verdicts: list[dict[str, Any]] = []
     with DemoServer(config=DemoConfig(timeout_s=5)) as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
         for wave in (1, 2):
@@ -123,10 +178,13 @@ def main() -> int:
             observed.clear()
             if not llmtel.force_flush(timeout_s=20):
                 return 2
+            if wave == 1:
+                # After the spans' flush: the verdicts' own flushes carry no span.
+                verdicts = send_verdicts(records)
             print(f"wave {wave} flushed", flush=True)
         client.close()
     with open(args.out, "w") as out:
-        json.dump(records, out)
+        json.dump({"spans": records, "verdicts": verdicts}, out)
     llmtel.shutdown()
     return 0
 

@@ -2,20 +2,24 @@
 
 424 chat calls (tests/known_traffic.py: two models, two endpoints, 9.4% failing,
 durations placed in known histogram buckets) go through the real openai SDK, llmtel,
-the collector, Prometheus, VictoriaLogs and Jaeger. Then:
+the collector, Prometheus, VictoriaLogs and Jaeger, with 21 known eval verdicts sent
+by llmtel's EvalTelemetry. Then:
 
 - every PromQL query of both dashboards and every recording and alerting rule runs
   against the real Prometheus and returns what that traffic implies: counts exact,
-  cost to the cent, percentiles inside the bucket the calls' own durations give;
+  cost to the cent, pass rates exact, percentiles inside the bucket the calls' own
+  durations give;
 - every LogsQL panel query runs against the real VictoriaLogs; trace links resolve in
   Jaeger;
-- the real Prometheus, on the shipped rule files, holds LLMErrorRateHigh pending with
-  its exact labels and annotations (its `for: 10m` is longer than a test run should
-  be; promtool proves the firing), and its always-firing Watchdog travels Prometheus ->
-  Alertmanager -> the notification log, which proves Prometheus' alerting wiring;
-- the real Alertmanager, given the pending alert exactly as Prometheus posts a firing
-  one, pages, copies to the log, groups and inhibits as configured, and reads the chat
-  receiver's URL from its secret file at notification time.
+- the real Prometheus, evaluating a copy of the shipped rule files whose only change
+  is a 20 times shorter `for` (10m -> 30s; evaluated every 5 s instead of 15 s; see
+  `alerting`), fires LLMErrorRateHigh with its exact labels and annotations, and the
+  real Alertmanager delivers it to the page receiver's webhook (a local capture whose
+  URL it reads from the secret file) and to the notification log in VictoriaLogs; the
+  Watchdog travels the same way;
+- latency alerts posted to Alertmanager as Prometheus would post them (no latency
+  alert can fire in minutes: its baseline needs half an hour) are inhibited by the
+  real error alert for the same service, and grouped per service into one chat message.
 
 Queries run at instants picked from the stored samples, where rate() needs no
 extrapolation: at a sample of the last flush, with the counter's first (zero) sample
@@ -27,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -39,11 +44,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 import yaml
 from conftest import ROOT, poll_until
+from render import render_prometheus_config
 from stack import NativeStack
 
 pytestmark = pytest.mark.stack
@@ -52,12 +59,9 @@ BUCKETS = [0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300]
 DASHBOARDS = {
     p.stem: json.loads(p.read_text()) for p in (ROOT / "grafana/dashboards").glob("*.json")
 }
-RULES = [
-    rule
-    for path in sorted((ROOT / "prometheus/rules").glob("*.yaml"))
-    for group in yaml.safe_load(path.read_text())["groups"]
-    for rule in group["rules"]
-]
+RULE_FILES = sorted((ROOT / "prometheus/rules").glob("*.yaml"))
+RULE_GROUPS = [group for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"]]
+RULES = [rule for group in RULE_GROUPS for rule in group["rules"]]
 RECORDED = {rule["record"]: rule["expr"] for rule in RULES if "record" in rule}
 ALERTS = {rule["alert"]: rule for rule in RULES if "alert" in rule}
 Labels = tuple[tuple[str, str], ...]
@@ -129,6 +133,121 @@ def only(result: dict[Labels, float], job: str) -> dict[Labels, float]:
     }
 
 
+# -- the alerting setup --------------------------------------------------------------
+
+# The live alert path runs the session's Prometheus on a test-rendered copy of the
+# shipped rule files in which every `for` is 20 times shorter (LLMErrorRateHigh: 10m
+# -> 30s) and rules are evaluated every 5 s instead of 15 s, so that the error alert
+# fires within a test run. Nothing else differs (test_fast_rules_differ_only_in_for);
+# promtool proves the shipped durations. The module restores the shipped setup.
+FOR_DIVISOR = 20
+EVALUATION_INTERVAL_S = 5
+SHIPPED_EVALUATION_INTERVAL_S = 15
+UNITS_S = {"s": 1, "m": 60, "h": 3600}
+
+
+def duration_s(text: str) -> int:
+    (number, unit) = re.fullmatch(r"(\d+)([smh])", text).groups()  # type: ignore[union-attr]
+    return int(number) * UNITS_S[unit]
+
+
+def fast_rules(text: str) -> str:
+    """A rule file's text with each `for:` FOR_DIVISOR times shorter, in seconds."""
+
+    def shorter(match: re.Match[str]) -> str:
+        seconds = duration_s(match.group(2)) / FOR_DIVISOR
+        assert seconds == int(seconds), match.group(0)
+        return f"{match.group(1)}{int(seconds)}s"
+
+    return re.sub(r"^(\s+for: )(\S+)$", shorter, text, flags=re.MULTILINE)
+
+
+class Capture(BaseHTTPRequestHandler):
+    """A webhook endpoint that keeps what it receives: (path, payload) per notification."""
+
+    received: ClassVar[list[tuple[str, dict[str, Any]]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        Capture.received.append((self.path, json.loads(self.rfile.read(length))))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@dataclass
+class Alerting:
+    """Where the page and chat receivers deliver during this module, and the rule copy."""
+
+    page_path: str
+    chat_path: str
+    rules_dir: Path
+
+    def delivered(self, path: str) -> list[dict[str, Any]]:
+        return [payload for at, payload in Capture.received if at == path]
+
+
+def loaded_rules(stack: NativeStack) -> list[dict[str, Any]]:
+    body = http_json(f"http://127.0.0.1:{stack.ports.prometheus}/api/v1/rules")
+    return body["data"]["groups"]  # type: ignore[no-any-return]
+
+
+def reload_prometheus(stack: NativeStack, config: str, rules_dir: Path, interval_s: int) -> None:
+    """Write Prometheus' config, SIGHUP it, and wait until its rules come from rules_dir."""
+    (stack.state_dir / "prometheus.yaml").write_text(config)
+    pid = int((stack.pids_dir / "prometheus.pid").read_text())
+    os.kill(pid, signal.SIGHUP)
+
+    def reloaded() -> None:
+        groups = loaded_rules(stack)
+        assert len(groups) == len(RULE_GROUPS), groups
+        assert {(Path(g["file"]).parent, g["interval"]) for g in groups} == {
+            (rules_dir, interval_s)
+        }
+
+    poll_until(reloaded, f"Prometheus rules from {rules_dir} every {interval_s} s", timeout=30)
+
+
+@pytest.fixture(scope="module")
+def alerting(stack: NativeStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alerting]:
+    """The fast rule copy in the session's Prometheus, page and chat receivers at a capture."""
+    rules_dir = tmp_path_factory.mktemp("fast-rules")
+    for path in RULE_FILES:
+        (rules_dir / path.name).write_text(fast_rules(path.read_text()))
+    shipped_config = (stack.state_dir / "prometheus.yaml").read_text()
+    fast_config, count = re.subn(
+        r"^(  evaluation_interval: )15s$",
+        rf"\g<1>{EVALUATION_INTERVAL_S}s",
+        render_prometheus_config(
+            (ROOT / "prometheus/prometheus.yaml").read_text(), stack.ports, rules_dir
+        ),
+        flags=re.MULTILINE,
+    )
+    assert count == 1
+    secrets = stack.state_dir / "secrets"
+    originals = {p: p.read_text() for p in secrets.iterdir()}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Capture)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Capture.received = []
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    # What the native stack writes from ALERTMANAGER_*_WEBHOOK_URL; read at each send.
+    (secrets / "alertmanager-page-webhook-url").write_text(f"{base}/page/t0ken")
+    (secrets / "alertmanager-chat-webhook-url").write_text(f"{base}/chat/t0ken")
+    try:
+        reload_prometheus(stack, fast_config, rules_dir, EVALUATION_INTERVAL_S)
+        yield Alerting("/page/t0ken", "/chat/t0ken", rules_dir)
+    finally:
+        reload_prometheus(
+            stack, shipped_config, ROOT / "prometheus/rules", SHIPPED_EVALUATION_INTERVAL_S
+        )
+        for path, text in originals.items():
+            path.write_text(text)
+        server.shutdown()
+        server.server_close()
+
+
 # -- the traffic ---------------------------------------------------------------------
 
 
@@ -140,6 +259,8 @@ class Traffic:
     spans: list[dict[str, Any]]
     at_calls: str  # a span_metrics flush after the last call; its first (zero) sample in 5m
     at_cost: str  # the token and cost counters' second (last) sample
+    verdicts: list[dict[str, Any]]  # known eval verdicts: rubric, model, label
+    at_verdicts: str  # the verdict counters' last sample (their first is zero)
 
     def count(self, key: Callable[[dict[str, Any]], Any]) -> Counter[Any]:
         return Counter(key(span) for span in self.spans)
@@ -150,7 +271,9 @@ class Traffic:
 
 
 @pytest.fixture(scope="module")
-def traffic(stack: NativeStack, tmp_path_factory: pytest.TempPathFactory) -> Traffic:
+def traffic(
+    stack: NativeStack, tmp_path_factory: pytest.TempPathFactory, alerting: Alerting
+) -> Traffic:
     """Send both waves, and wait until Prometheus holds every call, token and cent of them."""
     service = f"llmtel-live-{uuid.uuid4().hex[:8]}"
     job = f'job="{service}"'
@@ -187,13 +310,17 @@ def traffic(stack: NativeStack, tmp_path_factory: pytest.TempPathFactory) -> Tra
         finally:
             if client.poll() is None:
                 client.kill()
-    spans = json.loads(out.read_text())
+    sent = json.loads(out.read_text())
+    spans, verdicts = sent["spans"], sent["verdicts"]
     total_cost = sum(s["cost_usd"] or 0 for s in spans)
 
     def all_stored() -> None:
         assert promql(stack, f"sum(llm_calls_total{{{job}}})") == {(): float(len(spans))}
         (cost,) = promql(stack, f"sum(llm_cost_usd_total{{{job}}})").values()
         assert cost == pytest.approx(total_cost, rel=1e-9)
+        assert promql(stack, f"sum(llmtel_eval_results_total{{{job}}})") == {
+            (): float(len(verdicts))
+        }
 
     poll_until(all_stored, f"{len(spans)} calls and their cost in Prometheus", timeout=60)
     calls = samples(stack, f"llm_calls_total{{{job}}}")
@@ -204,7 +331,16 @@ def traffic(stack: NativeStack, tmp_path_factory: pytest.TempPathFactory) -> Tra
     assert len(cost[0]) == 2, cost
     first, last = float(calls[0][0]), calls[0][-1]
     assert float(last) - first < 240, "the traffic no longer fits in a 5-minute window"
-    return Traffic(service, spans, at_calls=last, at_cost=cost[0][-1])
+    judged = samples(stack, f"llmtel_eval_results_total{{{job}}}")
+    assert {s[-1] for s in judged} == {judged[0][-1]}, judged
+    return Traffic(
+        service,
+        spans,
+        at_calls=last,
+        at_cost=cost[0][-1],
+        verdicts=verdicts,
+        at_verdicts=judged[0][-1],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -276,6 +412,12 @@ def test_the_traffic_is_what_the_plan_says(traffic: Traffic) -> None:
         ("timeout", "ERROR"): 8,
     }
     assert traffic.errors == 40
+    assert Counter(v["label"] for v in traffic.verdicts) == {
+        "pass": 11,
+        "fail": 7,
+        "not_applicable": 2,
+        "error": 1,
+    }
     assert set(traffic.count(lambda s: (s["model"], s["endpoint"])).values()) == {106}
     # Every call that got an answer carries its cost; failures carry none.
     assert all((s["cost_usd"] is None) == (s["status"] == "ERROR") for s in traffic.spans)
@@ -325,6 +467,7 @@ RAW_PANELS: dict[tuple[str, str], str] = {
     ("Latency p95 by model", "A"): "quantile",
     ("Spend per minute (USD) by model", "A"): "cost",
     ("Tokens per minute by type", "A"): "cost",
+    ("Eval pass rate by rubric", "A"): "verdicts",
 }
 RECORDED_PANELS = {
     ("Error ratio against the alert threshold", "A"),
@@ -418,6 +561,32 @@ def test_spend_and_token_panels_match_the_spans_to_the_cent(
         grafana(queries["Tokens per minute by type", "A"], traffic.service),
         traffic.at_cost,
     ) == pytest.approx(per_minute(tokens, "gen_ai_token_type"), rel=1e-9)
+
+
+def test_eval_pass_rate_panel_gives_each_rubrics_share_of_passes(
+    stack: NativeStack, traffic: Traffic
+) -> None:
+    """Verify the pass-rate panel: passes over passes and fails per rubric, all models and one."""
+    expr = panel_queries("llm-overview")["Eval pass rate by rubric", "A"]
+    # Verdict series carry the sender's job (llmtel-evals in production): here, the traffic's.
+    own = expr.replace(
+        "llmtel_eval_results_total{", f'llmtel_eval_results_total{{job="{traffic.service}", '
+    )
+    assert own.count(traffic.service) == 2
+    for model, literal in ((".*", (0.7, 0.5)), ("gpt-4o", (0.5, 0.25))):
+        want = {}
+        for rubric in ("grounded", "cites_sources"):
+            labels = [
+                v["label"]
+                for v in traffic.verdicts
+                if v["rubric"] == rubric and re.fullmatch(model, v["model"])
+            ]
+            passed, failed = labels.count("pass"), labels.count("fail")
+            want[(("gen_ai_evaluation_name", rubric),)] = passed / (passed + failed)
+        # not_applicable and error verdicts were sent too, and are left out.
+        assert list(want.values()) == list(literal), model
+        got = promql(stack, grafana(own, traffic.service, model=model), traffic.at_verdicts)
+        assert got == pytest.approx(want, rel=1e-12), model
 
 
 def inline_recorded(expr: str) -> str:
@@ -550,242 +719,6 @@ def test_alert_expressions_select_exactly_the_error_alert(
     assert promql(stack, ALERTS["Watchdog"]["expr"]) == {(): 1.0}
 
 
-# -- the alert path ------------------------------------------------------------------
-
-
-def prometheus_alerts(stack: NativeStack) -> list[dict[str, Any]]:
-    body = http_json(f"http://127.0.0.1:{stack.ports.prometheus}/api/v1/alerts")
-    return body["data"]["alerts"]  # type: ignore[no-any-return]
-
-
-def humanize_percentage(value: float) -> str:
-    """Prometheus' template function: %.4g of the percentage."""
-    return f"{value * 100:.4g}%"
-
-
-@pytest.fixture(scope="module")
-def pending(stack: NativeStack, recorded: Traffic) -> dict[str, Any]:
-    """LLMErrorRateHigh for the traffic's service, as Prometheus holds it (pending)."""
-
-    def found() -> dict[str, Any]:
-        alerts = [
-            a
-            for a in prometheus_alerts(stack)
-            if a["labels"].get("job") == recorded.service
-            and a["labels"]["alertname"] == "LLMErrorRateHigh"
-        ]
-        assert len(alerts) == 1, alerts
-        alert = alerts[0]
-        assert float(alert["value"]) == pytest.approx(
-            recorded.errors / len(recorded.spans), rel=1e-12
-        )
-        return alert
-
-    return poll_until(found, "LLMErrorRateHigh for the service in Prometheus", timeout=60)
-
-
-def test_prometheus_holds_the_error_alert_pending_with_exact_labels(
-    stack: NativeStack, traffic: Traffic, pending: dict[str, Any]
-) -> None:
-    """Verify LLMErrorRateHigh is pending (for: 10m) with exact labels, annotations, value."""
-    assert pending["state"] == "pending"
-    assert pending["labels"] == {
-        "alertname": "LLMErrorRateHigh",
-        "job": traffic.service,
-        "severity": "critical",
-    }
-    ratio = traffic.errors / len(traffic.spans)
-    assert pending["annotations"] == {
-        "summary": "LLM calls are failing.",
-        "description": (
-            f"{humanize_percentage(ratio)} of the LLM calls from {traffic.service} failed over"
-            " the last 5 minutes (threshold 2% for 10 minutes)."
-        ),
-        "runbook_url": "docs/runbooks/LLMErrorRateHigh.md",
-    }
-    assert humanize_percentage(ratio) == "9.434%"
-    others = [a for a in prometheus_alerts(stack) if a["labels"].get("job") == traffic.service]
-    assert [a["labels"]["alertname"] for a in others] == ["LLMErrorRateHigh"]
-
-
-def test_prometheus_sends_the_watchdog_through_alertmanager_to_the_notification_log(
-    stack: NativeStack,
-) -> None:
-    """Verify Prometheus fires Watchdog and Alertmanager's default receiver delivers it."""
-    (watchdog,) = [a for a in prometheus_alerts(stack) if a["labels"]["alertname"] == "Watchdog"]
-    assert watchdog["state"] == "firing"
-
-    def delivered() -> dict[str, Any]:
-        records = logsql(stack, '{receiver="default"} commonLabels.alertname:=Watchdog')
-        assert records, "no Watchdog notification yet"
-        return records[0]  # type: ignore[no-any-return]
-
-    record = poll_until(delivered, "the Watchdog in VictoriaLogs", timeout=60)
-    assert (record["status"], record["_msg"], record["commonLabels.severity"]) == (
-        "firing",
-        "The alerting pipeline is working.",
-        "none",
-    )
-    body = http_json(f"http://127.0.0.1:{stack.ports.prometheus}/api/v1/alertmanagers")
-    assert [a["url"] for a in body["data"]["activeAlertmanagers"]] == [
-        f"http://127.0.0.1:{stack.ports.alertmanager}/api/v2/alerts"
-    ]
-
-
-class Capture(BaseHTTPRequestHandler):
-    """A webhook endpoint that keeps what it receives (the chat service's stand-in)."""
-
-    received: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        length = int(self.headers["Content-Length"])
-        Capture.received.append(json.loads(self.rfile.read(length)))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@dataclass
-class Posted:
-    page_job: str
-    chat_job: str
-    chat: list[dict[str, Any]]
-
-
-@pytest.fixture(scope="module")
-def posted(stack: NativeStack, traffic: Traffic, pending: dict[str, Any]) -> Iterator[Posted]:
-    """Post alerts to the real Alertmanager as Prometheus does, with chat going to a capture."""
-    chat_secret = stack.state_dir / "secrets" / "alertmanager-chat-webhook-url"
-    original = chat_secret.read_text()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Capture)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    Capture.received = []
-    # What the native stack would write from ALERTMANAGER_CHAT_WEBHOOK_URL; read per send.
-    chat_secret.write_text(f"http://127.0.0.1:{server.server_address[1]}/hook/t0ken")
-    now = datetime.now(UTC)
-    chat_job = f"{traffic.service}-other"
-
-    def alert(labels: dict[str, str], annotations: dict[str, str]) -> dict[str, Any]:
-        return {
-            "labels": labels,
-            "annotations": annotations,
-            "startsAt": now.isoformat(),
-            "endsAt": (now + timedelta(minutes=4)).isoformat(),
-            "generatorURL": f"http://127.0.0.1:{stack.ports.prometheus}/graph",
-        }
-
-    latency = ALERTS["LLMLatencyP95High"]
-    alerts = [
-        alert(pending["labels"], pending["annotations"]),
-        *[
-            alert(
-                {
-                    "alertname": "LLMLatencyP95High",
-                    "job": job,
-                    "gen_ai_request_model": model,
-                    **latency["labels"],
-                },
-                {"summary": latency["annotations"]["summary"], "description": f"{model} slow"},
-            )
-            for job, model in [
-                (traffic.service, "gpt-4o"),
-                (chat_job, "gpt-4o"),
-                (chat_job, "gpt-4o-mini"),
-            ]
-        ],
-    ]
-    http_json(
-        f"http://127.0.0.1:{stack.ports.alertmanager}/api/v2/alerts",
-        data=json.dumps(alerts).encode(),
-        method="POST",
-    )
-
-    def chat_delivered() -> None:
-        assert [p["groupLabels"] for p in Capture.received] == [
-            {"alertname": "LLMLatencyP95High", "job": chat_job}
-        ]
-
-    try:
-        poll_until(chat_delivered, "the chat notification (after group_wait)", timeout=90)
-        yield Posted(traffic.service, chat_job, Capture.received)
-    finally:
-        chat_secret.write_text(original)
-        server.shutdown()
-        server.server_close()
-
-
-def test_alertmanager_pages_and_logs_the_error_alert(stack: NativeStack, posted: Posted) -> None:
-    """Verify the critical alert reaches the page receiver and the notification log, once each."""
-
-    def delivered() -> dict[str, list[dict[str, Any]]]:
-        found = {
-            receiver: logsql(
-                stack,
-                f'{{receiver="{receiver}"}} commonLabels.job:="{posted.page_job}"',
-            )
-            for receiver in ("page", "default")
-        }
-        assert all(found.values()), {k: len(v) for k, v in found.items()}
-        return found
-
-    found = poll_until(delivered, "page and default notifications in VictoriaLogs", timeout=60)
-    for receiver, records in found.items():
-        (record,) = records
-        assert record["status"] == "firing", receiver
-        assert record["commonLabels.alertname"] == "LLMErrorRateHigh", receiver
-        assert record["commonLabels.severity"] == "critical", receiver
-        assert record["_msg"] == "LLM calls are failing.", receiver
-        assert record["commonAnnotations.runbook_url"] == "docs/runbooks/LLMErrorRateHigh.md"
-
-
-def test_alertmanager_inhibits_latency_while_errors_fire_for_the_same_service(
-    stack: NativeStack, posted: Posted
-) -> None:
-    """Verify the failing service's latency alert is suppressed by its error alert, not sent."""
-    alerts = http_json(f"http://127.0.0.1:{stack.ports.alertmanager}/api/v2/alerts")
-    by_key = {
-        (a["labels"]["alertname"], a["labels"]["job"], a["labels"].get("gen_ai_request_model")): a
-        for a in alerts
-        if a["labels"].get("job", "").startswith(posted.page_job)
-    }
-    error = by_key["LLMErrorRateHigh", posted.page_job, None]
-    muted = by_key["LLMLatencyP95High", posted.page_job, "gpt-4o"]
-    assert muted["status"]["state"] == "suppressed"
-    assert muted["status"]["inhibitedBy"] == [error["fingerprint"]]
-    for model in ("gpt-4o", "gpt-4o-mini"):
-        assert by_key["LLMLatencyP95High", posted.chat_job, model]["status"]["state"] == "active"
-    # The chat group went out (the fixture waited for it); the muted alert went nowhere.
-    assert [p for p in posted.chat if p["commonLabels"].get("job") == posted.page_job] == []
-    assert (
-        logsql(
-            stack,
-            f'{{receiver=~".+"}} commonLabels.job:="{posted.page_job}"'
-            " commonLabels.alertname:=LLMLatencyP95High",
-        )
-        == []
-    )
-
-
-def test_alertmanager_groups_a_services_latency_alerts_into_one_chat_message(
-    posted: Posted,
-) -> None:
-    """Verify one chat notification, read from the secret file, carries both models' alerts."""
-    (payload,) = posted.chat
-    assert payload["receiver"] == "chat"
-    assert payload["status"] == "firing"
-    assert payload["commonLabels"] == {
-        "alertname": "LLMLatencyP95High",
-        "job": posted.chat_job,
-        "severity": "warning",
-    }
-    assert sorted(a["labels"]["gen_ai_request_model"] for a in payload["alerts"]) == [
-        "gpt-4o",
-        "gpt-4o-mini",
-    ]
-
-
 # -- LogsQL panels and trace links ---------------------------------------------------
 
 
@@ -856,18 +789,6 @@ def test_calls_by_outcome_panel_counts_match_the_metrics(
     body = logsql(stack, grafana_logsql(target["expr"], traffic.service), "stats_query")
     got = {r["metric"]["llmtel.outcome"]: int(r["value"][1]) for r in body["data"]["result"]}
     assert got == dict(traffic.count(lambda s: s["outcome"]))
-
-
-def test_notifications_panel_shows_each_notification_and_its_receiver(
-    stack: NativeStack, posted: Posted
-) -> None:
-    """Verify the notification panel reads status, alert, service, severity, receiver, summary."""
-    lines = [r["_msg"] for r in logsql(stack, logs_queries()["Alert notifications"]["expr"])]
-    for receiver in ("page", "default"):
-        assert (
-            f"firing LLMErrorRateHigh {posted.page_job} (critical, to {receiver}):"
-            " LLM calls are failing."
-        ) in lines
 
 
 def test_every_call_trace_opens_in_jaeger_and_the_panel_link_finds_a_models_traces(
@@ -951,3 +872,282 @@ def test_logsql_queries_name_only_fields_the_emitter_writes() -> None:
         for field in fields:
             if field.startswith(("gen_ai.", "llmtel.", "user.")):
                 assert f'"{field}"' in attributes, field
+
+
+# -- the alert path: Prometheus -> Alertmanager -> webhooks --------------------------
+
+
+def test_fast_rules_differ_from_the_shipped_rules_only_in_for(alerting: Alerting) -> None:
+    """Verify the module's rule copy is the shipped rules with each `for` 20 times shorter."""
+    durations = {}
+    for path in RULE_FILES:
+        shipped = yaml.safe_load(path.read_text())
+        fast = yaml.safe_load((alerting.rules_dir / path.name).read_text())
+        for shipped_group, fast_group in zip(shipped["groups"], fast["groups"], strict=True):
+            for rule, fast_rule in zip(shipped_group["rules"], fast_group["rules"], strict=True):
+                if "for" in rule:
+                    durations[rule["alert"]] = (rule.pop("for"), fast_rule.pop("for"))
+        assert fast == shipped, path.name
+    assert durations == {
+        "LLMErrorRateHigh": ("10m", "30s"),
+        "LLMLatencyP95High": ("5m", "15s"),
+        "LLMSpendRateHigh": ("5m", "15s"),
+    }
+
+
+def prometheus_alerts(stack: NativeStack) -> list[dict[str, Any]]:
+    body = http_json(f"http://127.0.0.1:{stack.ports.prometheus}/api/v1/alerts")
+    return body["data"]["alerts"]  # type: ignore[no-any-return]
+
+
+def humanize_percentage(value: float) -> str:
+    """Prometheus' template function: %.4g of the percentage."""
+    return f"{value * 100:.4g}%"
+
+
+def timestamp(text: str) -> datetime:
+    """An RFC 3339 time cut to milliseconds: Prometheus sends alerts' times to Alertmanager so."""
+    return datetime.fromisoformat(re.sub(r"(\.\d{3})\d*", r"\1", text))
+
+
+@pytest.fixture(scope="module")
+def firing(stack: NativeStack, recorded: Traffic, alerting: Alerting) -> dict[str, Any]:
+    """LLMErrorRateHigh for the traffic's service, once Prometheus holds it firing."""
+
+    def found() -> dict[str, Any]:
+        alerts = [a for a in prometheus_alerts(stack) if a["labels"].get("job") == recorded.service]
+        assert [a["labels"]["alertname"] for a in alerts] == ["LLMErrorRateHigh"], alerts
+        assert alerts[0]["state"] == "firing", alerts[0]["state"]
+        return alerts[0]
+
+    return poll_until(found, "LLMErrorRateHigh firing for the service in Prometheus", timeout=90)
+
+
+def error_alert_annotations(service: str, ratio: float) -> dict[str, str]:
+    return {
+        "summary": "LLM calls are failing.",
+        "description": (
+            f"{humanize_percentage(ratio)} of the LLM calls from {service} failed over"
+            " the last 5 minutes (threshold 2% for 10 minutes)."
+        ),
+        "runbook_url": "docs/runbooks/LLMErrorRateHigh.md",
+    }
+
+
+def test_prometheus_fires_the_error_alert_with_exact_labels_and_annotations(
+    traffic: Traffic, firing: dict[str, Any]
+) -> None:
+    """Verify LLMErrorRateHigh fires alone for the service with exact labels, annotations, value."""
+    ratio = traffic.errors / len(traffic.spans)
+    assert firing["labels"] == {
+        "alertname": "LLMErrorRateHigh",
+        "job": traffic.service,
+        "severity": "critical",
+    }
+    assert float(firing["value"]) == pytest.approx(ratio, rel=1e-12)
+    assert humanize_percentage(ratio) == "9.434%"
+    assert firing["annotations"] == error_alert_annotations(traffic.service, ratio)
+
+
+def test_prometheus_sends_the_watchdog_through_alertmanager_to_the_notification_log(
+    stack: NativeStack, alerting: Alerting
+) -> None:
+    """Verify Prometheus fires Watchdog and Alertmanager's default receiver delivers it."""
+    (watchdog,) = [a for a in prometheus_alerts(stack) if a["labels"]["alertname"] == "Watchdog"]
+    assert watchdog["state"] == "firing"
+
+    def delivered() -> dict[str, Any]:
+        records = logsql(stack, '{receiver="default"} commonLabels.alertname:=Watchdog')
+        assert records, "no Watchdog notification yet"
+        return records[0]  # type: ignore[no-any-return]
+
+    record = poll_until(delivered, "the Watchdog in VictoriaLogs", timeout=60)
+    assert (record["status"], record["_msg"], record["commonLabels.severity"]) == (
+        "firing",
+        "The alerting pipeline is working.",
+        "none",
+    )
+    body = http_json(f"http://127.0.0.1:{stack.ports.prometheus}/api/v1/alertmanagers")
+    assert [a["url"] for a in body["data"]["activeAlertmanagers"]] == [
+        f"http://127.0.0.1:{stack.ports.alertmanager}/api/v2/alerts"
+    ]
+
+
+@dataclass
+class Delivered:
+    """The notifications the webhook received, and the two services involved."""
+
+    page_job: str
+    chat_job: str
+    page: dict[str, Any]
+    chat: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def delivered(
+    stack: NativeStack, traffic: Traffic, firing: dict[str, Any], alerting: Alerting
+) -> Delivered:
+    """Prometheus' own error alert through Alertmanager; latency alerts posted as Prometheus does.
+
+    No latency alert can fire for real in a test run (its baseline needs 30 minutes of
+    p95s), so latency alerts for the failing service and for another one are posted to
+    the real Alertmanager's API with the labels and annotations their rule gives, to
+    check inhibition and grouping against the error alert that Prometheus sent.
+    """
+    alertmanager = f"http://127.0.0.1:{stack.ports.alertmanager}/api/v2/alerts"
+
+    def from_prometheus() -> None:
+        alerts = [a for a in http_json(alertmanager) if a["labels"].get("job") == traffic.service]
+        assert [(a["labels"]["alertname"], a["status"]["state"]) for a in alerts] == [
+            ("LLMErrorRateHigh", "active")
+        ]
+
+    poll_until(from_prometheus, "Prometheus' LLMErrorRateHigh in Alertmanager", timeout=60)
+    chat_job = f"{traffic.service}-other"
+    latency = ALERTS["LLMLatencyP95High"]
+    now = datetime.now(UTC)
+
+    def post(*series: tuple[str, str]) -> None:
+        alerts = [
+            {
+                "labels": {
+                    "alertname": "LLMLatencyP95High",
+                    "job": job,
+                    "gen_ai_request_model": model,
+                    **latency["labels"],
+                },
+                "annotations": {"summary": latency["annotations"]["summary"]},
+                "startsAt": now.isoformat(),
+                "endsAt": (now + timedelta(minutes=4)).isoformat(),
+            }
+            for job, model in series
+        ]
+        http_json(alertmanager, data=json.dumps(alerts).encode(), method="POST")
+
+    # The failing service's first: its group's wait ends before the other service's.
+    post((traffic.service, "gpt-4o"))
+    post((chat_job, "gpt-4o"), (chat_job, "gpt-4o-mini"))
+
+    def ours(path: str) -> list[dict[str, Any]]:
+        return [
+            p
+            for p in alerting.delivered(path)
+            if p["groupLabels"].get("job", "").startswith(traffic.service)
+        ]
+
+    def arrived() -> tuple[dict[str, Any], dict[str, Any]]:
+        page, chat = ours(alerting.page_path), ours(alerting.chat_path)
+        assert [p["groupLabels"] for p in page] == [
+            {"alertname": "LLMErrorRateHigh", "job": traffic.service}
+        ]
+        assert [p["groupLabels"] for p in chat] == [
+            {"alertname": "LLMLatencyP95High", "job": chat_job}
+        ]
+        return page[0], chat[0]
+
+    page, chat = poll_until(arrived, "the page and chat notifications (group_wait)", timeout=90)
+    return Delivered(traffic.service, chat_job, page, chat)
+
+
+def test_the_error_alert_reaches_the_page_webhook_after_its_for(
+    stack: NativeStack, traffic: Traffic, firing: dict[str, Any], delivered: Delivered
+) -> None:
+    """Verify Prometheus' firing error alert reaches the page webhook, read from its secret file."""
+    payload = delivered.page
+    assert (payload["receiver"], payload["status"]) == ("page", "firing")
+    assert payload["commonLabels"] == firing["labels"]
+    ratio = traffic.errors / len(traffic.spans)
+    assert payload["commonAnnotations"] == error_alert_annotations(traffic.service, ratio)
+    (alert,) = payload["alerts"]
+    assert alert["status"] == "firing"
+    assert alert["labels"] == firing["labels"]
+    assert "/graph?g0.expr=" in alert["generatorURL"]
+    # Pending first, firing only once the condition held for the (shortened) `for`.
+    held = timestamp(alert["startsAt"]) - timestamp(firing["activeAt"])
+    assert held.total_seconds() >= duration_s("30s")
+
+
+def test_alertmanager_copies_the_error_alert_to_the_notification_log(
+    stack: NativeStack, delivered: Delivered
+) -> None:
+    """Verify the error alert is also logged once by the default receiver in VictoriaLogs."""
+
+    def logged() -> list[dict[str, Any]]:
+        records = logsql(
+            stack,
+            f'{{receiver="default"}} commonLabels.job:="{delivered.page_job}"'
+            " commonLabels.alertname:=LLMErrorRateHigh",
+        )
+        assert records, "no LLMErrorRateHigh notification in the log yet"
+        return records  # type: ignore[no-any-return]
+
+    (record,) = poll_until(logged, "the default receiver's record in VictoriaLogs", timeout=60)
+    assert record["status"] == "firing"
+    assert record["commonLabels.severity"] == "critical"
+    assert record["_msg"] == "LLM calls are failing."
+    assert record["commonAnnotations.runbook_url"] == "docs/runbooks/LLMErrorRateHigh.md"
+
+
+def test_alertmanager_inhibits_latency_while_errors_fire_for_the_same_service(
+    stack: NativeStack, alerting: Alerting, delivered: Delivered
+) -> None:
+    """Verify the failing service's latency alert is suppressed by its error alert, not sent."""
+    alerts = http_json(f"http://127.0.0.1:{stack.ports.alertmanager}/api/v2/alerts")
+    by_key = {
+        (a["labels"]["alertname"], a["labels"]["job"], a["labels"].get("gen_ai_request_model")): a
+        for a in alerts
+        if a["labels"].get("job", "").startswith(delivered.page_job)
+    }
+    error = by_key["LLMErrorRateHigh", delivered.page_job, None]
+    muted = by_key["LLMLatencyP95High", delivered.page_job, "gpt-4o"]
+    assert muted["status"]["state"] == "suppressed"
+    assert muted["status"]["inhibitedBy"] == [error["fingerprint"]]
+    for model in ("gpt-4o", "gpt-4o-mini"):
+        assert by_key["LLMLatencyP95High", delivered.chat_job, model]["status"]["state"] == "active"
+    # Its group's wait ended before the chat group's (the fixture waited for that): nothing.
+    sent = alerting.delivered(alerting.chat_path) + alerting.delivered(alerting.page_path)
+    assert [p for p in sent if p["commonLabels"].get("alertname") == "LLMLatencyP95High"] == [
+        delivered.chat
+    ]
+    assert (
+        logsql(
+            stack,
+            f'{{receiver=~".+"}} commonLabels.job:="{delivered.page_job}"'
+            " commonLabels.alertname:=LLMLatencyP95High",
+        )
+        == []
+    )
+
+
+def test_alertmanager_groups_a_services_latency_alerts_into_one_chat_message(
+    delivered: Delivered,
+) -> None:
+    """Verify one chat notification, read from the secret file, carries both models' alerts."""
+    payload = delivered.chat
+    assert payload["receiver"] == "chat"
+    assert payload["status"] == "firing"
+    assert payload["commonLabels"] == {
+        "alertname": "LLMLatencyP95High",
+        "job": delivered.chat_job,
+        "severity": "warning",
+    }
+    assert sorted(a["labels"]["gen_ai_request_model"] for a in payload["alerts"]) == [
+        "gpt-4o",
+        "gpt-4o-mini",
+    ]
+
+
+def test_notifications_panel_shows_each_notification_and_its_receiver(
+    stack: NativeStack, delivered: Delivered
+) -> None:
+    """Verify the notification panel reads status, alert, service, severity, receiver, summary."""
+
+    def shown() -> None:
+        lines = [r["_msg"] for r in logsql(stack, logs_queries()["Alert notifications"]["expr"])]
+        assert (
+            f"firing LLMErrorRateHigh {delivered.page_job} (critical, to default):"
+            " LLM calls are failing."
+        ) in lines
+        assert "firing Watchdog  (none, to default): The alerting pipeline is working." in lines
+
+    poll_until(shown, "the error alert and the Watchdog in the notifications panel", timeout=60)
