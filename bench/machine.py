@@ -25,6 +25,7 @@ def facts() -> dict[str, str]:
         "ram": f"{mem_kb / 1024 / 1024:.1f} GiB",
         "load": load,
         "python": platform.python_version(),
+        "os": f"{platform.system()} {platform.release()}",
     }
 
 

@@ -151,10 +151,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             stack.down(quiet=True)
 
     minutes = (time.monotonic() - started) / 60
+    facts["load_end"] = machine.facts()["load"]
     sections = [
         f"llmtel benchmarks ({'quick' if args.quick else 'full'} run, {minutes:.0f} min): "
         f"{facts['nproc']} cores ({facts['cpu']}), {facts['ram']} RAM, "
-        f"load average at start {facts['load']}, Python {facts['python']}",
+        f"load average (1, 5, 15 min) at start {facts['load']}, at end {facts['load_end']}, "
+        f"Python {facts['python']}, {facts['os']}; a machine shared with other work",
         report.table(overhead, runs, collector, freshness),
     ]
     if overhead is not None:
