@@ -71,6 +71,17 @@ demo: venv up
 	$(VENV)/bin/llmtel evals status; exit $$status
 endif
 
+# PORT_OFFSET moves a native stack that many ports up, with its own state
+# (var/native-OFFSET), beside a default `make up`; `make demo` then sends there and
+# its eval worker reads that stack's queue. Example:
+#   make demo PORT_OFFSET=16000    then    make down PORT_OFFSET=16000
+PORT_OFFSET ?= 0
+ifneq ($(PORT_OFFSET),0)
+demo: export OTEL_EXPORTER_OTLP_ENDPOINT = http://127.0.0.1:$(shell echo $$((4318 + $(PORT_OFFSET))))
+demo: export LLMTEL_EVAL_QUEUE_DIR = var/native-$(PORT_OFFSET)/data/otelcol/eval-queue
+demo: export LLMTEL_EVALS_STATE_DIR = var/evals-$(PORT_OFFSET)
+endif
+
 .PHONY: test
 test: venv
 	$(VENV)/bin/pytest

@@ -9,6 +9,7 @@ by native/render.py.
     python3 native/stack.py status
     python3 native/stack.py down
     python3 native/stack.py up --port-offset 10000 --state-dir /tmp/llmtel-test
+    PORT_OFFSET=16000 python3 native/stack.py up   # ports 16000 up, state in var/native-16000
 
 Standard library only, so `make up` needs no virtualenv.
 """
@@ -413,14 +414,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=None)
     parser.add_argument("--no-build", action="store_true", help="fail instead of building")
     args = parser.parse_args(argv)
-    stack = NativeStack(Ports().shifted(args.port_offset), args.state_dir)
+    # A stack moved by an offset keeps its own state, so it runs beside a default one.
+    state_dir = args.state_dir or (
+        ROOT / "var" / f"native-{args.port_offset}" if args.port_offset else None
+    )
+    stack = NativeStack(Ports().shifted(args.port_offset), state_dir)
     try:
         if args.command == "up":
             stack.up(build=not args.no_build)
             print("\nllmtel native stack is up (Grafana needs Docker: not started natively).")
             for label, url in stack.urls().items():
                 print(f"  {label:28} {url}")
-            print(f"  logs: {stack.logs_dir}    stop: make down")
+            stop = f"make down PORT_OFFSET={args.port_offset}" if args.port_offset else "make down"
+            print(f"  logs: {stack.logs_dir}    stop: {stop}")
         elif args.command == "down":
             stack.down()
         else:
