@@ -50,6 +50,10 @@ class _Pipeline:
 _lock = threading.RLock()
 _pipeline: _Pipeline | None = None
 _atexit_registered = False
+# At interpreter exit llmtel waits at most this long for the collector, so that with
+# the collector unreachable the process still exits within 5 s (interpreter teardown
+# and the final export attempt take the rest).
+EXIT_TIMEOUT_S = 3.5
 
 
 def _env_flag(name: str) -> bool:
@@ -207,7 +211,7 @@ def _install(
     if set_global_providers:
         _set_globals(pipeline)
     if not _atexit_registered:
-        atexit.register(shutdown)
+        atexit.register(shutdown, EXIT_TIMEOUT_S)
         _atexit_registered = True
 
 
@@ -370,7 +374,8 @@ def _run_bounded(action: str, pipeline: _Pipeline, timeout_s: float) -> bool:
 def shutdown(timeout_s: float = 5) -> None:
     """Flush what is buffered, stop exporting and remove the instrumentation.
 
-    Registered with ``atexit`` by ``init``, so most apps never call it. Waits at most
+    Registered with ``atexit`` by ``init`` (with ``timeout_s=3.5``, so an app exits
+    within 5 s even with the collector unreachable), so most apps never call it. Waits at most
     ``timeout_s`` for the collector; what is not exported by then is dropped, so an
     unreachable collector never holds up the app's exit. After it, ``init`` may be
     called again. Never raises.
