@@ -148,7 +148,9 @@ def send_verdicts(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 ),
                 rubrics.rubric(rubric),
             )
-            sent.append({"rubric": rubric, "model": model, "label": label})
+            sent.append(
+                {"rubric": rubric, "model": model, "label": label, "trace_id": span["trace_id"]}
+            )
     return sent
 
 

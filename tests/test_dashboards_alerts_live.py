@@ -10,7 +10,8 @@ by llmtel's EvalTelemetry. Then:
   cost to the cent, pass rates exact, percentiles inside the bucket the calls' own
   durations give;
 - every LogsQL panel query runs against the real VictoriaLogs; trace links resolve in
-  Jaeger;
+  Jaeger; the datasources' trace-to-logs and trace-to-metrics queries return the
+  trace's own records and the service's exact request rate;
 - the real Prometheus, evaluating a copy of the shipped rule files whose only change
   is a 20 times shorter `for` (10m -> 30s; evaluated every 5 s instead of 15 s; see
   `alerting`), fires LLMErrorRateHigh with its exact labels and annotations, and the
@@ -821,6 +822,49 @@ def test_every_call_trace_opens_in_jaeger_and_the_panel_link_finds_a_models_trac
     assert search({key: "gpt-4o"}) == {
         s["trace_id"] for s in traffic.spans if s["model"] == "gpt-4o"
     }
+
+
+DATASOURCES = {
+    ds["uid"]: ds
+    for ds in yaml.safe_load(
+        (ROOT / "grafana/provisioning/datasources/datasources.yaml").read_text()
+    )["datasources"]
+}
+
+
+def test_trace_to_logs_query_finds_the_calls_record_and_its_verdicts(
+    stack: NativeStack, traffic: Traffic
+) -> None:
+    """Verify Jaeger's trace-to-logs query returns a trace's call record and eval verdicts only."""
+    template = DATASOURCES["jaeger"]["jsonData"]["tracesToLogsV2"]["query"]
+    judged = Counter(v["trace_id"] for v in traffic.verdicts)
+    plain = next(s for s in traffic.spans if s["wave"] == 2 and s["status"] == "ERROR")
+    twice = next(s for s in traffic.spans if judged[s["trace_id"]] == 2)
+    for span in (plain, twice):
+        # Grafana expands $${...} in provisioning files to ${...}, then the trace id.
+        query = template.replace("$${__trace.traceId}", span["trace_id"])
+        assert span["trace_id"] in query
+        records = logsql(stack, query)
+        assert {r["trace_id"] for r in records} == {span["trace_id"]}
+        assert Counter(r["event_name"] for r in records) == Counter(
+            {"llmtel.call": 1, "gen_ai.evaluation.result": judged[span["trace_id"]]}
+        )
+        (call,) = [r for r in records if r["event_name"] == "llmtel.call"]
+        assert call["span_id"] == span["span_id"]
+
+
+def test_trace_to_metrics_query_gives_the_services_requests_per_minute(
+    stack: NativeStack, traffic: Traffic
+) -> None:
+    """Verify Jaeger's trace-to-metrics query, on the span's service tag, counts every call."""
+    links = DATASOURCES["jaeger"]["jsonData"]["tracesToMetrics"]
+    assert links["tags"] == [{"key": "service.name", "value": "job"}]
+    (query,) = [q["query"] for q in links["queries"]]
+    # Grafana writes each mapped tag as label="value" for $${__tags}.
+    expr = query.replace("$${__tags}", f'job="{traffic.service}"')
+    assert promql(stack, expr, traffic.at_calls) == pytest.approx(
+        per_minute(traffic.count(lambda s: s["model"]), "gen_ai_request_model"), rel=1e-12
+    )
 
 
 def test_variable_queries_list_the_services_models_and_endpoints(
