@@ -86,6 +86,19 @@ endif
 test: venv
 	$(VENV)/bin/pytest
 
+# The fault tests at the issue's full durations: the collector down 10 minutes under
+# 50 calls/s, Prometheus, VictoriaLogs and Jaeger each down 5 minutes, SIGTERM/SIGKILL,
+# app exit, gunicorn, disk full. About 30 minutes; prints every figure ([fault] lines).
+# `make test` runs the same tests for seconds each.
+#   make test-faults FAULT_ARGS="-k collector_down"
+FAULT_ARGS ?=
+.PHONY: test-faults
+test-faults: venv
+	LLMTEL_FAULT_COLLECTOR_DOWN_S=600 LLMTEL_FAULT_BACKEND_DOWN_S=300 \
+	LLMTEL_FAULT_RATE=50 LLMTEL_FAULT_BASELINE_S=60 \
+	$(VENV)/bin/pytest -s --timeout=3600 tests/test_reliability_faults.py \
+	  tests/test_collector_outage.py $(FAULT_ARGS)
+
 .PHONY: lint
 lint: venv
 	$(VENV)/bin/ruff check .

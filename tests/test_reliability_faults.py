@@ -5,8 +5,10 @@ Durations and rates are parameters, so `make test` runs each fault briefly and
 `make test-faults` runs the issue's full durations (see the Makefile):
 
     LLMTEL_FAULT_RATE               calls (or records) per second       default 20
-    LLMTEL_FAULT_COLLECTOR_DOWN_S   collector outage under app load     default 15
-    LLMTEL_FAULT_BASELINE_S         load before the outage (reference)  default 10
+    LLMTEL_FAULT_COLLECTOR_DOWN_S   collector outage under app load     default 10
+    LLMTEL_FAULT_BASELINE_S         load before the outage (reference)  default 8
+    LLMTEL_FAULT_BACKEND_DOWN_S     Prometheus outage (here), VictoriaLogs and Jaeger
+                                    outages (test_collector_outage.py)  default 8 / 60
 
 Every figure is printed with a `[fault]` prefix (pytest -s shows them); the README's
 reliability table quotes the full-duration run.
@@ -38,6 +40,7 @@ from conftest import TEST_PORT_OFFSET, poll_until
 from stack import NativeStack, Ports
 from test_collector_support import (
     flat_log_records,
+    gauge_payload,
     log_record,
     logs_payload,
     prometheus,
@@ -49,8 +52,8 @@ from llmtel.demo.server import DemoServer
 pytestmark = [pytest.mark.stack, pytest.mark.faults]
 
 RATE = float(os.environ.get("LLMTEL_FAULT_RATE", "20"))
-COLLECTOR_DOWN_S = float(os.environ.get("LLMTEL_FAULT_COLLECTOR_DOWN_S", "15"))
-BASELINE_S = float(os.environ.get("LLMTEL_FAULT_BASELINE_S", "10"))
+COLLECTOR_DOWN_S = float(os.environ.get("LLMTEL_FAULT_COLLECTOR_DOWN_S", "10"))
+BASELINE_S = float(os.environ.get("LLMTEL_FAULT_BASELINE_S", "8"))
 PYTHON = sys.executable
 
 
@@ -153,6 +156,68 @@ def test_collector_restart_mid_load_loses_no_accepted_record(
         f"collector {sig.name} with {queued_before} records in its disk queue: "
         f"{len(accepted)} accepted, 0 lost; {len(sender.refused)} refused while it was "
         f"down ({restart_s:.1f} s to healthy again), which a client retries"
+    )
+
+
+# -- Prometheus down --------------------------------------------------------------------
+
+BACKEND_DOWN_S = float(os.environ.get("LLMTEL_FAULT_BACKEND_DOWN_S", "8"))
+
+
+def test_prometheus_outage_loses_no_sample(stack: NativeStack) -> None:
+    """Verify that every data point sent while Prometheus was down arrives, and that the
+    collector's queue fill level shows it meanwhile."""
+    service = f"llmtel-fault-prom-{uuid.uuid4().hex[:8]}"
+    port = stack.ports.collector_otlp_http
+    sent = 0
+
+    def send_point() -> None:
+        nonlocal sent
+        payload = gauge_payload(service, "llmtel.fault.seq", [({}, float(sent))])
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/metrics",
+            data=json.dumps(payload).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+        sent += 1
+        time.sleep(1)
+
+    for _ in range(3):
+        send_point()
+    stack.stop_service("prometheus")
+    down_at = time.monotonic()
+    queue_peak = 0.0
+    try:
+        while time.monotonic() - down_at < BACKEND_DOWN_S:
+            send_point()
+            url = f"http://127.0.0.1:{stack.ports.collector_telemetry}/metrics"
+            with urllib.request.urlopen(url, timeout=5) as response:
+                for line in response.read().decode().splitlines():
+                    if line.startswith("otelcol_exporter_queue_size") and (
+                        'exporter="otlp_http/prometheus"' in line
+                    ):
+                        queue_peak = max(queue_peak, float(line.split()[-1]))
+    finally:
+        stack.start_service("prometheus")
+    down_s = time.monotonic() - down_at
+    for _ in range(3):
+        send_point()
+
+    def all_arrived() -> float:
+        query = f'count_over_time(llmtel_fault_seq{{job="{service}"}}[1h])'
+        result = prometheus(stack, query)
+        count = float(result[0]["value"][1]) if result else 0.0
+        assert count == sent, f"{count:.0f} of {sent} samples"
+        return count
+
+    poll_until(all_arrived, f"all {sent} samples in Prometheus", timeout=120)
+    assert queue_peak > 0
+    fault(
+        f"Prometheus down {down_s:.0f} s: {sent} samples sent, 0 missing; the collector's "
+        f"otelcol_exporter_queue_size for it peaked at {queue_peak:.0f} batches"
     )
 
 
