@@ -114,11 +114,15 @@ def stored_seqs(stack: NativeStack, service: str) -> set[int]:
 
 
 def kill_collector(stack: NativeStack, sig: signal.Signals) -> None:
+    if sig == signal.SIGTERM:
+        stack.stop_service("otel-collector")  # SIGTERM, and waits for the exit
+        return
     pid = stack._pid("otel-collector")
     assert pid is not None
     os.kill(pid, sig)
-    # stop_service waits for the exit (and reaps), SIGKILLing only after 20 s.
-    stack.stop_service("otel-collector")
+    process = stack._processes.pop("otel-collector")  # reap it, as stop_service would
+    process.wait(timeout=10)
+    (stack.pids_dir / "otel-collector.pid").unlink()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
