@@ -43,7 +43,7 @@ def unused_port() -> int:
 def assert_matches_server(summary: dict[str, int], counts: dict[tuple[str, str], int]) -> None:
     """The client's outcomes equal the server's, status by status."""
     server_side = {
-        {"200": "ok", "429": "RateLimitError", "500": "InternalServerError"}[status]: n
+        {"200": "ok", "429": "rate_limit", "500": "server_error"}[status]: n
         for (path, status), n in counts.items()
         if path == CHAT
     }
@@ -67,7 +67,7 @@ def test_summary_counts_equal_what_the_server_saw(flaky_server: DemoServer) -> N
     assert 40 <= summary.sent <= 80
     assert summary.sent == sum(summary.calls.values())
     assert_matches_server(dict(summary.by_outcome()), flaky_server.counts())
-    assert {"RateLimitError", "InternalServerError", "ok"} <= set(summary.by_outcome())
+    assert {"rate_limit", "server_error", "ok"} <= set(summary.by_outcome())
     assert {model for model, _ in summary.calls} == {"gpt-4o-mini", "gpt-4o"}
     assert sum(summary.input_tokens.values()) > 0
     assert sum(summary.output_tokens.values()) > 0
@@ -219,11 +219,11 @@ def test_summary_table_lists_calls_tokens_and_where_to_look() -> None:
     """Verify that the printed summary has the calls by model and outcome, tokens and URLs."""
     summary = TrafficSummary()
     summary.record("gpt-4o", "ok", 10, 20)
-    summary.record("gpt-4o", "RateLimitError")
+    summary.record("gpt-4o", "rate_limit")
     summary.record("gpt-4o-mini", "ok", 5, 7)
     text = format_summary(summary)
-    assert "gpt-4o       RateLimitError      1" in text
-    assert "total                            3" in text
+    assert "gpt-4o       rate_limit      1" in text
+    assert "total                        3" in text
     assert "total               15          27" in text
     for url in (
         "http://127.0.0.1:3000",

@@ -21,8 +21,9 @@ class TrafficSummary:
     """Counts of a traffic run.
 
     Attributes:
-        calls: Calls by ``(model, outcome)``; the outcome is ``"ok"`` or the name of the
-            openai exception raised (``"RateLimitError"``, ``"APITimeoutError"``...).
+        calls: Calls by ``(model, outcome)``; the outcome is ``"ok"`` or, for a call that
+            raised, the emitter's outcome label (``"rate_limit"``, ``"timeout"``,
+            ``"server_error"``...), the same as ``llmtel_outcome`` in Prometheus.
         input_tokens: Input tokens of successful calls, by model (from ``usage``).
         output_tokens: Output tokens of successful calls, by model.
         duration_s: Wall time of the run.
@@ -31,7 +32,7 @@ class TrafficSummary:
     Example:
         >>> summary = TrafficSummary()
         >>> summary.record("gpt-4o-mini", "ok", 12, 30)
-        >>> summary.record("gpt-4o-mini", "RateLimitError")
+        >>> summary.record("gpt-4o-mini", "rate_limit")
         >>> summary.sent, summary.ok, summary.errors
         (2, 1, 1)
     """

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from openai import OpenAI, omit
 
 import llmtel
+from llmtel._call import classify_error
 
 from ._prompts import PROMPTS, Prompt
 from ._summary import OK, TrafficSummary
@@ -132,7 +133,8 @@ class _Run:
                 input_tokens, output_tokens = self._chat(call)
             outcome = OK
         except Exception as exc:  # every failure is an outcome to count, never a crash
-            outcome = type(exc).__name__
+            # The emitter's vocabulary, so the table matches the llmtel_outcome label.
+            outcome = classify_error(exc)
         finally:
             self.slots.release()
         with self.lock:
