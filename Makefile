@@ -26,6 +26,7 @@ build:
 .PHONY: up
 up:
 ifeq ($(RUNTIME),docker)
+	$(PYTHON) native/stack.py check --dashboards-only
 	$(COMPOSE) up -d --wait
 	@echo "Grafana       http://127.0.0.1:3000"
 	@echo "Prometheus    http://127.0.0.1:9090"
@@ -105,10 +106,13 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-# Validate every config with the real binaries, without starting anything.
+# Validate every config with the real binaries, without starting anything: a broken
+# file stops it at once, named as FILE:LINE (`make up` runs the same check first).
 .PHONY: check
 check: venv
-	$(VENV)/bin/pytest tests/test_configs.py tests/test_compose.py tests/test_grafana_provisioning.py
+	$(PYTHON) native/stack.py check
+	$(VENV)/bin/pytest tests/test_configs.py tests/test_config_typos.py tests/test_compose.py \
+	  tests/test_grafana_provisioning.py
 
 # Emitter overhead (vs the official and OpenLLMetry instrumentations), collector
 # throughput (telemetrygen) and freshness, on a native stack 35000 ports up; prints one

@@ -6,6 +6,8 @@ hosts and ports taken from environment variables, and Prometheus' file rewritten
 by native/render.py.
 
     python3 native/stack.py up        # validate configs, start, wait healthy, print URLs
+    python3 native/stack.py check     # validate every config (FILE:LINE: error), start nothing
+    python3 native/stack.py check --dashboards-only   # no binaries needed (Docker runtime)
     python3 native/stack.py status
     python3 native/stack.py down
     python3 native/stack.py up --port-offset 10000 --state-dir /tmp/llmtel-test
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from config_errors import ConfigFile, check_dashboard, locate, provisioned_uids
 from render import alertmanager_secrets, render_alertmanager_config, render_prometheus_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,6 +78,8 @@ class Service:
     health_url: str
     env: dict[str, str] = field(default_factory=dict)
     check: list[str] | None = None  # a config check run before anything starts
+    # The files the check reads, to point its error at FILE:LINE.
+    check_files: list[ConfigFile] = field(default_factory=list)
 
 
 class StackError(RuntimeError):
@@ -106,8 +111,12 @@ class NativeStack:
         ports: Ports | None = None,
         state_dir: Path | None = None,
         collector_overlays: Sequence[Path] | None = None,
+        config_root: Path = ROOT,
     ) -> None:
         self.ports = ports or Ports()
+        # Where the config folders are (collector-config/, prometheus/, ...): the repo,
+        # or a copy a test has broken on purpose.
+        self.config_root = config_root.resolve()
         # Extra collector --config files (maps merge, lists replace). By default the
         # bearer-token overlay is loaded when LLMTEL_OTLP_TOKEN is set.
         if collector_overlays is None:
@@ -124,11 +133,14 @@ class NativeStack:
         p, data = self.ports, self.state_dir / "data"
         rendered_prometheus = self.state_dir / "prometheus.yaml"
         local = "127.0.0.1"
-        base_config = ROOT / "collector-config" / "otelcol-config.yaml"
-        collector_configs = [f"--config={path}" for path in [base_config, *self.collector_overlays]]
-        jaeger_config = str(ROOT / "jaeger" / "jaeger-config.yaml")
-        # Rendered by up(): native addresses, secret files under the state directory.
+        root = self.config_root
+        base_config = root / "collector-config" / "otelcol-config.yaml"
+        collector_files = [base_config, *self.collector_overlays]
+        collector_configs = [f"--config={path}" for path in collector_files]
+        jaeger_config = str(root / "jaeger" / "jaeger-config.yaml")
+        # Rendered by check(): native addresses, secret files under the state directory.
         alertmanager_config = str(self.state_dir / "alertmanager.yaml")
+        rules = sorted((root / "prometheus" / "rules").glob("*.yaml"))
         return [
             Service(
                 name="victorialogs",
@@ -156,6 +168,7 @@ class NativeStack:
                 },
                 health_url=f"http://{local}:{p.jaeger_health}/status",
                 check=[str(bins["jaeger"]), "validate", f"--config={jaeger_config}"],
+                check_files=[self._shown(Path(jaeger_config))],
             ),
             Service(
                 name="alertmanager",
@@ -169,6 +182,9 @@ class NativeStack:
                 ],
                 health_url=f"http://{local}:{p.alertmanager}/-/ready",
                 check=[str(bins["amtool"]), "check-config", alertmanager_config],
+                check_files=[
+                    ConfigFile("alertmanager/alertmanager.yaml", Path(alertmanager_config))
+                ],
             ),
             Service(
                 name="prometheus",
@@ -182,6 +198,10 @@ class NativeStack:
                 ],
                 health_url=f"http://{local}:{p.prometheus}/-/ready",
                 check=[str(bins["promtool"]), "check", "config", str(rendered_prometheus)],
+                check_files=[
+                    ConfigFile("prometheus/prometheus.yaml", rendered_prometheus),
+                    *(self._shown(path) for path in rules),
+                ],
             ),
             Service(
                 name="otel-collector",
@@ -190,8 +210,17 @@ class NativeStack:
                 env=self.collector_env(),
                 health_url=f"http://{local}:{p.collector_health}/",
                 check=[str(bins["otelcol"]), "validate", *collector_configs],
+                check_files=[self._shown(path) for path in collector_files],
             ),
         ]
+
+    def _shown(self, path: Path) -> ConfigFile:
+        """A config file as the user knows it: relative to the config root when inside it."""
+        try:
+            shown = str(path.resolve().relative_to(self.config_root))
+        except ValueError:
+            shown = str(path)
+        return ConfigFile(shown, path)
 
     def collector_env(self) -> dict[str, str]:
         """The variables that point the collector's config at the native ports and dirs."""
@@ -241,19 +270,8 @@ class NativeStack:
                 f"partly running from {self.state_dir}: {', '.join(running)} "
                 "(stop it with `make down`, then `make up`)"
             )
-        for sub in (self.logs_dir, self.pids_dir, self.state_dir / "data"):
-            sub.mkdir(parents=True, exist_ok=True)
-        (self.state_dir / "prometheus.yaml").write_text(
-            render_prometheus_config(
-                (ROOT / "prometheus" / "prometheus.yaml").read_text(),
-                self.ports,
-                rules_dir=ROOT / "prometheus" / "rules",
-            )
-        )
-        self._render_alertmanager()
+        self.check(bins)
         services = self.services(bins)
-        for service in services:
-            self._check(service)
         started: list[Service] = []
         try:
             for service in services:
@@ -265,12 +283,50 @@ class NativeStack:
             self.down(quiet=True)
             raise
 
+    def check(self, bins: dict[str, Path]) -> None:
+        """Validate every config with the binary that runs it, and the dashboards.
+
+        Nothing starts. Raises StackError naming each broken file as ``FILE:LINE:
+        message``; the stack never starts half-broken.
+        """
+        for sub in (self.logs_dir, self.pids_dir, self.state_dir / "data"):
+            sub.mkdir(parents=True, exist_ok=True)
+        prometheus = self.config_root / "prometheus" / "prometheus.yaml"
+        try:
+            (self.state_dir / "prometheus.yaml").write_text(
+                render_prometheus_config(
+                    prometheus.read_text(),
+                    self.ports,
+                    rules_dir=self.config_root / "prometheus" / "rules",
+                )
+            )
+            self._render_alertmanager()
+        except (OSError, ValueError) as error:
+            raise StackError(f"rendering the native configs failed: {error}") from error
+        checked = (self._check(service) for service in self.services(bins))
+        errors = [e for e in checked if e] + self.check_dashboards()
+        if errors:
+            raise StackError("config check failed:\n" + "\n".join(errors))
+
+    def check_dashboards(self) -> list[str]:
+        """Grafana does not run natively: its dashboards are checked here instead."""
+        grafana = self.config_root / "grafana"
+        uids = provisioned_uids(
+            (grafana / "provisioning" / "datasources" / "datasources.yaml").read_text()
+        )
+        errors = []
+        for path in sorted((grafana / "dashboards").glob("*.json")):
+            errors += check_dashboard(self._shown(path).shown, path.read_text(), uids)
+        return errors
+
     def _render_alertmanager(self) -> None:
         """Write Alertmanager's config and its secret files (0600) from the environment."""
         secrets_dir = self.state_dir / "secrets"
         secrets_dir.mkdir(mode=0o700, exist_ok=True)
         rendered = render_alertmanager_config(
-            (ROOT / "alertmanager" / "alertmanager.yaml").read_text(), self.ports, secrets_dir
+            (self.config_root / "alertmanager" / "alertmanager.yaml").read_text(),
+            self.ports,
+            secrets_dir,
         )
         (self.state_dir / "alertmanager.yaml").write_text(rendered)
         for name, value in alertmanager_secrets(rendered, os.environ, self.ports).items():
@@ -335,21 +391,27 @@ class NativeStack:
         return {name: self._pid(name) is not None for name in names}
 
     # -- helpers ---------------------------------------------------------------------
-    def _check(self, service: Service) -> None:
+    def _check(self, service: Service) -> str | None:
+        """None if the service's config loads, else its error as ``FILE:LINE: message``."""
         if service.check is None:
-            return
-        result = subprocess.run(
-            service.check,
-            env={**os.environ, **service.env},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise StackError(
-                f"{service.name}: config check failed: {' '.join(service.check)}\n"
-                f"{result.stdout}{result.stderr}"
+            return None
+        try:
+            result = subprocess.run(
+                service.check,
+                env={**os.environ, **service.env},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,  # one stream: the file an error is about precedes it
+                text=True,
+                check=False,
             )
+        except OSError as error:
+            raise StackError(
+                f"{service.name}: cannot run its config check ({error}); "
+                "build the binaries with `make build`"
+            ) from error
+        if result.returncode == 0:
+            return None
+        return locate(result.stdout, service.check_files or [ConfigFile(service.name, Path())])
 
     def _start(self, service: Service) -> None:
         with (self.logs_dir / f"{service.name}.log").open("ab") as log:
@@ -409,10 +471,15 @@ def _alive(pid: int) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["up", "down", "status", "check"])
     parser.add_argument("--port-offset", type=int, default=int(os.environ.get("PORT_OFFSET", 0)))
     parser.add_argument("--state-dir", type=Path, default=None)
     parser.add_argument("--no-build", action="store_true", help="fail instead of building")
+    parser.add_argument(
+        "--dashboards-only",
+        action="store_true",
+        help="with check: only the dashboards (no binaries needed; `make up` with Docker)",
+    )
     args = parser.parse_args(argv)
     # A stack moved by an offset keeps its own state, so it runs beside a default one.
     state_dir = args.state_dir or (
@@ -427,6 +494,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  {label:28} {url}")
             stop = f"make down PORT_OFFSET={args.port_offset}" if args.port_offset else "make down"
             print(f"  logs: {stack.logs_dir}    stop: {stop}")
+        elif args.command == "check" and args.dashboards_only:
+            errors = stack.check_dashboards()
+            if errors:
+                raise StackError("dashboard check failed:\n" + "\n".join(errors))
+            print("[check] dashboards: valid JSON, provisioned datasources only")
+        elif args.command == "check":
+            stack.check(binary_paths(build=not args.no_build))
+            print(
+                "[check] every config loads: collector, Jaeger, Prometheus and its rules, "
+                "Alertmanager, dashboards"
+            )
         elif args.command == "down":
             stack.down()
         else:

@@ -4,20 +4,24 @@ on-disk sending queue holds the data and retries until the backend is back.
 For VictoriaLogs and then Jaeger: a few records go through, the backend is stopped
 (SIGTERM, as an outage or a redeploy would), records keep arriving every half second
 for 60 s, the backend is started again, a few more records follow. Every record sent
-must then be in the backend.
+must then be in the backend, and the overview dashboard's queue-fill panel, queried in
+the real Prometheus, must show the backend's queue filling and then draining.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 import time
 import urllib.parse
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
-from conftest import poll_until
+from conftest import ROOT, poll_until
 from stack import NativeStack
 from test_collector_support import (
     get_json,
@@ -25,6 +29,7 @@ from test_collector_support import (
     logs_payload,
     new_span_id,
     new_trace_id,
+    prometheus_values,
     send,
     span,
     traces_payload,
@@ -37,6 +42,40 @@ pytestmark = pytest.mark.stack
 OUTAGE_S = float(os.environ.get("LLMTEL_FAULT_BACKEND_DOWN_S", "60"))
 INTERVAL_S = 0.5
 AROUND = 10  # records before and after the outage
+
+QUEUE_FILL_PANEL = ("Collector sending queue fill by exporter", "A")
+
+
+def queue_fill_expr() -> str:
+    dashboard = json.loads((ROOT / "grafana/dashboards/llm-overview.json").read_text())
+    panel = next(p for p in dashboard["panels"] if p["title"] == QUEUE_FILL_PANEL[0])
+    return next(t["expr"] for t in panel["targets"] if t["refId"] == QUEUE_FILL_PANEL[1])
+
+
+def queue_fill(stack: NativeStack) -> dict[str, float]:
+    """The queue-fill panel's values now, by exporter."""
+    values = prometheus_values(stack, queue_fill_expr())
+    return {dict(labels)["exporter"]: value for labels, value in values.items()}
+
+
+@contextmanager
+def queue_fill_peaks(stack: NativeStack) -> Iterator[dict[str, float]]:
+    """Sample the queue-fill panel every 2 s while the block runs; yields the peaks."""
+    peaks: dict[str, float] = {}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(2):
+            for exporter, value in queue_fill(stack).items():
+                peaks[exporter] = max(peaks.get(exporter, 0.0), value)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield peaks
+    finally:
+        done.set()
+        sampler.join()
 
 
 def run_outage(
@@ -78,7 +117,8 @@ def test_victorialogs_outage_loses_no_log_record(stack: NativeStack) -> None:
         )
         send(stack.ports.collector_otlp_http, "logs", logs_payload(service, [record]))
 
-    sent, down_s = run_outage(stack, "victorialogs", send_one)
+    with queue_fill_peaks(stack) as peaks:
+        sent, down_s = run_outage(stack, "victorialogs", send_one)
     back_at = time.monotonic()
 
     def all_arrived() -> Counter[int]:
@@ -91,11 +131,20 @@ def test_victorialogs_outage_loses_no_log_record(stack: NativeStack) -> None:
 
     seqs = poll_until(all_arrived, f"all {sent} log records in VictoriaLogs", timeout=120)
     duplicates = sum(seqs.values()) - sent
+
+    def drained() -> float:
+        fill = queue_fill(stack)["otlp_http/victorialogs"]
+        assert fill == 0, f"the queue is still {fill:.2%} full"
+        return fill
+
+    poll_until(drained, "the queue-fill panel back at 0 for VictoriaLogs", timeout=60)
     print(
         f"\n[outage] VictoriaLogs down {down_s:.0f} s: {sent} records sent, 0 missing, "
-        f"{duplicates} duplicated, all in {time.monotonic() - back_at:.1f} s after restart"
+        f"{duplicates} duplicated, all in {time.monotonic() - back_at:.1f} s after restart; "
+        f"queue-fill panel peaked at {peaks['otlp_http/victorialogs']:.2%}"
     )
     assert set(seqs) == set(range(sent))
+    assert peaks["otlp_http/victorialogs"] > 0
 
 
 def jaeger_trace_ids(stack: NativeStack, service: str, since_us: int) -> set[str]:

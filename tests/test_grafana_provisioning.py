@@ -470,12 +470,20 @@ def test_queries_use_only_metrics_and_labels_the_pipeline_produces(dashboard):
             evals.PROMPT_VERSION,
         )
     }
+    # The collector's own telemetry, from the scrape job prometheus.yaml names for it
+    # (whether these names exist is checked live, in test_collector_outage).
+    scrape = load_yaml(ROOT / "prometheus/prometheus.yaml")["scrape_configs"]
+    assert "otel-collector" in {job["job_name"] for job in scrape}
+    metrics |= {"otelcol_exporter_queue_size", "otelcol_exporter_queue_capacity"}
+    labels.add("exporter")
     # What Prometheus' OTLP receiver adds (job, instance) and histogram_quantile uses.
     labels |= {"job", "instance", "le", "status_code"}
     for title, target in targets(dashboard, "prometheus"):
         expr = target["expr"]
         used_metrics = set(
-            re.findall(r"\b([a-z_]+:[a-z0-9_]+:[a-z0-9_]+|llm_\w+|llmtel_eval_\w+)\b", expr)
+            re.findall(
+                r"\b([a-z_]+:[a-z0-9_]+:[a-z0-9_]+|llm_\w+|llmtel_eval_\w+|otelcol_\w+)\b", expr
+            )
         )
         assert used_metrics, f"{title}: no llmtel series in {expr}"
         assert used_metrics <= metrics | recorded, f"{title}: {used_metrics - metrics - recorded}"
