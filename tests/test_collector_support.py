@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -19,6 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import zstandard
 from stack import NativeStack
 
 # The collector's own files, under the native stack's state directory
@@ -285,10 +284,14 @@ def flat_log_records(request: dict[str, Any]) -> list[dict[str, Any]]:
     return records
 
 
-def _zstd_decompress(frames: bytes) -> bytes:
-    zstd = shutil.which("zstd")
-    assert zstd, "reading the blob store needs the zstd command (Debian package zstd)"
-    return subprocess.run([zstd, "-dc"], input=frames, capture_output=True, check=True).stdout
+def zstd_decompress(frames: bytes) -> bytes:
+    """One or more concatenated zstd frames, decompressed (frames need not state their size)."""
+    out, rest = b"", frames
+    while rest:
+        decompressor = zstandard.ZstdDecompressor().decompressobj()
+        out += decompressor.decompress(rest)
+        rest = decompressor.unused_data
+    return out
 
 
 def read_blob_store(directory: Path) -> list[dict[str, Any]]:
@@ -304,7 +307,7 @@ def read_blob_store(directory: Path) -> list[dict[str, Any]]:
             offset += 4 + size
     if not frames:
         return []
-    text = _zstd_decompress(frames).decode()
+    text = zstd_decompress(frames).decode()
     decoder, records, index = json.JSONDecoder(), [], 0
     while index < len(text):
         if text[index].isspace():

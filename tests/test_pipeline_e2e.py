@@ -20,13 +20,13 @@ from typing import Any
 import openai
 import pytest
 from conftest import poll_until
-from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from stack import NativeStack
 
 import llmtel
+from llmtel import _setup
 from llmtel.demo.server import DemoServer
 
 pytestmark = pytest.mark.stack
@@ -61,11 +61,13 @@ def sent(stack: NativeStack) -> Iterator[Sent]:
         service_name=service,
         endpoint=f"http://127.0.0.1:{stack.ports.collector_otlp_http}",
     )
-    # A second processor on the same provider: it records the span ids the test
-    # looks up later; the OTLP export to the collector is untouched.
+    # A second processor on llmtel's provider: it records the span ids the test
+    # looks up later; the OTLP export to the collector is untouched. Not the global
+    # provider: OTel sets that once per process, and an earlier test's init took it.
     observed = InMemorySpanExporter()
-    provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider)
+    pipeline = _setup._pipeline
+    assert pipeline is not None, "llmtel.init did not start"
+    provider = pipeline.tracer_provider
     provider.add_span_processor(SimpleSpanProcessor(observed))
 
     outcomes: Counter[tuple[str, str]] = Counter()

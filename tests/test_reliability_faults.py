@@ -45,6 +45,7 @@ from test_collector_support import (
     logs_payload,
     prometheus,
     victorialogs,
+    zstd_decompress,
 )
 
 from llmtel.demo.server import DemoServer
@@ -690,9 +691,7 @@ def read_blob_frames(path: Path) -> tuple[list[dict[str, Any]], int]:
         end = offset + 4 + size
         whole = data[offset + 4 : offset + 8] == ZSTD_MAGIC and end <= len(data)
         if whole and (end == len(data) or data[end + 4 : end + 8] == ZSTD_MAGIC):
-            text = subprocess.run(
-                ["zstd", "-dc"], input=data[offset + 4 : end], capture_output=True, check=True
-            ).stdout
+            text = zstd_decompress(data[offset + 4 : end])
             requests.append(json.loads(text))
             offset = end
             continue
