@@ -302,13 +302,12 @@ def test_collector_down_under_app_load(stack: NativeStack, tmp_path: Path) -> No
             service,
             f"http://127.0.0.1:{stack.ports.collector_otlp_http}",
             server.base_url,
-            # Small in-app queues, so that even a short outage overflows them, and the
-            # SDK's own counters of what it dropped (otel_sdk_* in Prometheus).
+            # Small in-app queues, so that even a short outage overflows them. llmtel
+            # counts what they drop by default (otel_sdk_* in Prometheus).
             OTEL_BSP_MAX_QUEUE_SIZE="128",
             OTEL_BSP_MAX_EXPORT_BATCH_SIZE="64",
             OTEL_BLRP_MAX_QUEUE_SIZE="128",
             OTEL_BLRP_MAX_EXPORT_BATCH_SIZE="64",
-            OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED="true",
             OTEL_METRIC_EXPORT_INTERVAL="2000",
         )
         app = subprocess.Popen(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -13,6 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import openai
 import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 
 import llmtel
 from llmtel import _setup
@@ -230,10 +234,19 @@ def test_collector_down_never_raises_or_blocks(server: DemoServer) -> None:
     assert time.monotonic() - started < 3.0
 
 
-def test_no_credentials_are_exported(collector: FakeCollector, server: DemoServer) -> None:
-    """Verify that neither the API key nor the Authorization header ends up in any export."""
+@pytest.mark.parametrize("capture", ["none", "preview", "full"])
+def test_no_credentials_are_exported(
+    collector: FakeCollector, server: DemoServer, capture: str
+) -> None:
+    """Verify that neither the API key nor the Authorization header ends up in any export,
+    whatever the capture setting."""
     secret = "sk-llmtel-secret-0123456789"
-    llmtel.init("creds", endpoint=collector.url, set_global_providers=False)
+    llmtel.init(
+        "creds",
+        endpoint=collector.url,
+        capture_content=capture,  # type: ignore[arg-type]
+        set_global_providers=False,
+    )
     with openai.OpenAI(
         base_url=server.base_url,
         api_key=secret,
@@ -291,3 +304,65 @@ def test_init_installs_global_providers_once() -> None:
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "ok"
         assert "Overriding" not in done.stderr
+
+
+DROPS_APP = textwrap.dedent(
+    """
+    import os, sys
+    import openai, llmtel
+
+    llmtel.init("drops", metric_export_interval_ms=60_000)
+    assert "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED" not in os.environ
+    client = openai.OpenAI(base_url=sys.argv[1], api_key="k", max_retries=0)
+    for n in range(int(sys.argv[2])):
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": f"drop {n}"}]
+        )
+    llmtel.shutdown(timeout_s=2)
+    """
+)
+
+
+def test_dropped_spans_are_counted_by_default(
+    collector: FakeCollector, server: DemoServer, clean_otel_env: pytest.MonkeyPatch
+) -> None:
+    """Verify that spans the bounded queue drops while the trace endpoint is unreachable are
+    counted (otel.sdk.processor.span.processed, error.type queue_full) without any setting."""
+    calls, queue = 30, 4
+    # A trace endpoint that takes the connection and never answers: the one export
+    # worker waits on it while the bounded queue fills.
+    with socket.socket() as stalled:
+        stalled.bind(("127.0.0.1", 0))
+        stalled.listen(8)
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLMTEL_"))},
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": (
+                f"http://127.0.0.1:{stalled.getsockname()[1]}/v1/traces"
+            ),
+            "OTEL_BSP_MAX_QUEUE_SIZE": str(queue),
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": str(queue),
+        }
+        done = subprocess.run(
+            [sys.executable, "-c", DROPS_APP, server.base_url, str(calls)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    dropped = 0
+    for request in collector.received("/v1/metrics"):
+        message = ExportMetricsServiceRequest.FromString(request.body)
+        for rm in message.resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    if metric.name != "otel.sdk.processor.span.processed":
+                        continue
+                    for point in metric.sum.data_points:
+                        attrs = {kv.key: kv.value.string_value for kv in point.attributes}
+                        if attrs.get("error.type") == "queue_full":
+                            dropped = max(dropped, point.as_int)
+    # At most one batch in flight and one full queue hold spans; every other one is dropped.
+    assert calls - 2 * queue <= dropped <= calls

@@ -7,7 +7,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from opentelemetry import _logs, metrics, trace
@@ -54,6 +55,27 @@ _atexit_registered = False
 # the collector unreachable the process still exits within 5 s (interpreter teardown
 # and the final export attempt take the rest).
 EXIT_TIMEOUT_S = 3.5
+_SDK_INTERNAL_METRICS_ENV = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
+
+
+@contextmanager
+def _counting_drops() -> Iterator[None]:
+    """Turn on the SDK's own counts for the batch processors and exporters built inside.
+
+    The SDK counts what its bounded queues drop (``otel_sdk_processor_*_processed``
+    with ``error_type="queue_full"``) and what its exporters fail to send only when
+    ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED`` is true, read as they are built. Lost
+    telemetry must be visible by default, so llmtel turns it on for its own processors
+    unless the app set the variable, and leaves the process environment as it was.
+    """
+    if os.environ.get(_SDK_INTERNAL_METRICS_ENV) is not None:
+        yield
+        return
+    os.environ[_SDK_INTERNAL_METRICS_ENV] = "true"
+    try:
+        yield
+    finally:
+        os.environ.pop(_SDK_INTERNAL_METRICS_ENV, None)
 
 
 def _env_flag(name: str) -> bool:
@@ -287,18 +309,19 @@ def init(
             span_processors: list[SpanProcessor] = []
             log_processors: list[LogRecordProcessor] = []
             metric_readers: list[MetricReader] = []
-            if _signal_enabled("traces"):
-                span_processors.append(
-                    BatchSpanProcessor(
-                        OTLPSpanExporter(endpoint=signal_endpoint(endpoint, "traces"))
+            with _counting_drops():
+                if _signal_enabled("traces"):
+                    span_processors.append(
+                        BatchSpanProcessor(
+                            OTLPSpanExporter(endpoint=signal_endpoint(endpoint, "traces"))
+                        )
                     )
-                )
-            if _signal_enabled("logs"):
-                log_processors.append(
-                    BatchLogRecordProcessor(
-                        OTLPLogExporter(endpoint=signal_endpoint(endpoint, "logs"))
+                if _signal_enabled("logs"):
+                    log_processors.append(
+                        BatchLogRecordProcessor(
+                            OTLPLogExporter(endpoint=signal_endpoint(endpoint, "logs"))
+                        )
                     )
-                )
             if _signal_enabled("metrics"):
                 metric_readers.append(
                     PeriodicExportingMetricReader(
