@@ -285,3 +285,54 @@ def test_no_id_ever_becomes_a_metric_label(stack: NativeStack, sent: Sent) -> No
     series = poll_until(all_series, "every llm_* metric of the run", timeout=90)
     names = {key for s in series for key in s["metric"]}
     assert not {n for n in names if n.endswith("_id") or n in {"user_id", "session_id"}}
+
+
+def test_older_and_embedding_shapes_are_normalised_too(stack: NativeStack) -> None:
+    """Verify that OpenLLMetry's llm.usage.* embeddings span and an OpenInference EMBEDDING span
+    with llm.system and its own llm.cost.total land in the embeddings series, exactly."""
+    job = f"llmtel-metrics-legacy-{uuid.uuid4().hex[:8]}"
+    model = "text-embedding-3-small"
+    openllmetry = {
+        "gen_ai.system": "OpenAI",
+        "llm.request.type": "embedding",
+        "gen_ai.request.model": model,
+        "llm.usage.prompt_tokens": 700,
+        "llm.usage.completion_tokens": 0,
+    }
+    openinference = {
+        "openinference.span.kind": "EMBEDDING",
+        "llm.model_name": model,
+        "llm.system": "OpenAI",
+        "llm.token_count.prompt": 300,
+        "llm.cost.total": 0.125,
+    }
+    spans = [
+        span(new_trace_id(), new_span_id(), "openai.embeddings", openllmetry, duration_s=0.2),
+        span(new_trace_id(), new_span_id(), "Embeddings", openinference, kind=1, duration_s=0.3),
+    ]
+    send(stack.ports.collector_otlp_http, "traces", traces_payload(job, spans))
+    common = {
+        "job": job,
+        "gen_ai_operation_name": "embeddings",
+        "gen_ai_provider_name": "openai",
+        "gen_ai_request_model": model,
+    }
+    # text-embedding-3-small is not in the collector's fallback table: only the
+    # OpenInference span's own cost counts.
+    expected = {
+        labels(
+            __name__="llm_calls_total",
+            llmtel_outcome="ok",
+            status_code="STATUS_CODE_UNSET",
+            **common,
+        ): 2.0,
+        labels(__name__="llm_tokens_total", gen_ai_token_type="input", **common): 1000.0,
+        labels(__name__="llm_tokens_total", gen_ai_token_type="output", **common): 0.0,
+        labels(__name__="llm_cost_usd_total", **common): 0.125,
+    }
+    query = f'{{__name__=~"llm_calls_total|llm_tokens_total|llm_cost_usd_total", job="{job}"}}'
+
+    def counted() -> None:
+        assert prometheus_values(stack, query) == expected
+
+    poll_until(counted, "the embeddings calls, tokens and cost of the two shapes", timeout=90)
