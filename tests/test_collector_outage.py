@@ -38,8 +38,8 @@ from test_collector_support import (
 
 pytestmark = pytest.mark.stack
 
-# make test-faults sets the 5 minutes.
-OUTAGE_S = float(os.environ.get("LLMTEL_FAULT_BACKEND_DOWN_S", "60"))
+# 30 s: two Prometheus scrapes see the queue fill. make test-faults sets the 5 minutes.
+OUTAGE_S = float(os.environ.get("LLMTEL_FAULT_BACKEND_DOWN_S", "30"))
 INTERVAL_S = 0.5
 AROUND = 10  # records before and after the outage
 

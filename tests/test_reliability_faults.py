@@ -8,7 +8,7 @@ Durations and rates are parameters, so `make test` runs each fault briefly and
     LLMTEL_FAULT_COLLECTOR_DOWN_S   collector outage under app load     default 10
     LLMTEL_FAULT_BASELINE_S         load before the outage (reference)  default 8
     LLMTEL_FAULT_BACKEND_DOWN_S     Prometheus outage (here), VictoriaLogs and Jaeger
-                                    outages (test_collector_outage.py)  default 8 / 60
+                                    outages (test_collector_outage.py)  default 8 / 30
 
 Every figure is printed with a `[fault]` prefix (pytest -s shows them); the README's
 reliability table quotes the full-duration run.
