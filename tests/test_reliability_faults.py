@@ -310,18 +310,31 @@ def test_collector_down_under_app_load(stack: NativeStack, tmp_path: Path) -> No
             OTEL_BLRP_MAX_EXPORT_BATCH_SIZE="64",
             OTEL_METRIC_EXPORT_INTERVAL="2000",
         )
-        app = subprocess.Popen(
-            [PYTHON, str(script), str(RATE), str(duration)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        # Both streams are drained as they come: the app writes a line per call and the
+        # SDK a warning per failed export, and a full pipe would stall the app itself.
+        stderr_path = tmp_path / "app.stderr"
+        with stderr_path.open("w") as stderr:
+            app = subprocess.Popen(
+                [PYTHON, str(script), str(RATE), str(duration)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+            )
         assert app.stdout is not None
-        first = [json.loads(app.stdout.readline())]
-        while "ready" not in first[-1]:
-            first.append(json.loads(app.stdout.readline()))
-        ready = first[-1]["ready"]
+        lines: list[dict[str, Any]] = []
+        reader = threading.Thread(
+            target=lambda: lines.extend(json.loads(line) for line in app.stdout or [] if line),
+            daemon=True,
+        )
+        reader.start()
+
+        def started() -> float:
+            marks = [x["ready"] for x in list(lines) if "ready" in x]
+            assert marks, "no ready line yet"
+            return float(marks[0])
+
+        ready = poll_until(started, "the app's ready line", timeout=60, interval=0.1)
         time.sleep(BASELINE_S)
         stack.stop_service("otel-collector")
         down = (time.time(), 0.0)
@@ -330,9 +343,10 @@ def test_collector_down_under_app_load(stack: NativeStack, tmp_path: Path) -> No
         finally:
             stack.start_service("otel-collector")
         down = (down[0], time.time())
-        out, err = app.communicate(timeout=duration + 60)
-    assert app.returncode == 0, err[-3000:]
-    lines = first + [json.loads(line) for line in out.splitlines() if line.strip()]
+        app.wait(timeout=duration + 60)
+        reader.join(timeout=30)
+        app.stdout.close()
+    assert app.returncode == 0, stderr_path.read_text()[-3000:]
     calls = [x for x in lines if "lat" in x]
     baseline = [x["lat"] for x in calls if ready + 2 <= x["t"] < down[0]]
     outage = [x["lat"] for x in calls if down[0] <= x["t"] < down[1]]

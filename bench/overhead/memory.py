@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+LOGS = ROOT / "var" / "bench"
 MAX_EXTRA_MB = 20.0
 
 
@@ -60,6 +61,10 @@ def run(up_endpoint: str, bodies: Path, seconds: float, rate: float = 50) -> dic
     """Run the app against ``up_endpoint`` and against a closed port, at once."""
     endpoints = {"up": up_endpoint, "down": f"http://127.0.0.1:{closed_port()}"}
     runs = {label: Run(label) for label in endpoints}
+    # stderr goes to files: with the collector down the SDK logs every failed export,
+    # and an unread pipe fills and blocks the app (it then stops making calls).
+    LOGS.mkdir(parents=True, exist_ok=True)
+    stderr = {label: (LOGS / f"memory-{label}.stderr").open("w") for label in endpoints}
     processes = {
         label: subprocess.Popen(
             [
@@ -79,7 +84,7 @@ def run(up_endpoint: str, bodies: Path, seconds: float, rate: float = 50) -> dic
             ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=stderr[label],
             text=True,
         )
         for label, endpoint in endpoints.items()
@@ -99,10 +104,12 @@ def run(up_endpoint: str, bodies: Path, seconds: float, rate: float = 50) -> dic
             next_report += 60
         time.sleep(2)
     for label, process in processes.items():
-        out, err = process.communicate()
+        out, _ = process.communicate()
+        stderr[label].close()
         try:
             report = json.loads(out.strip().splitlines()[-1])
             runs[label].calls, runs[label].seconds = report["calls"], report["seconds"]
         except (IndexError, json.JSONDecodeError, KeyError):
+            err = (LOGS / f"memory-{label}.stderr").read_text()
             runs[label].error = f"exit {process.returncode}: {err.strip()[-400:]}"
     return runs
