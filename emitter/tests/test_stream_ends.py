@@ -281,3 +281,63 @@ def test_chat_stream_helper_closed_early(telemetry: Capture, client: openai.Open
                 break
     span, _ = _one_call(telemetry)
     assert span["llmtel.stream.end"] == "closed_early"
+
+
+def test_async_break_then_drop_is_abandoned_with_partial_output(
+    telemetry: Capture, async_client: openai.AsyncOpenAI
+) -> None:
+    """Verify that an async stream left after two chunks and dropped ends once, abandoned."""
+
+    async def main() -> None:
+        async with async_client:
+            stream = await async_client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=USER,  # type: ignore[arg-type]
+                stream=True,
+                extra_headers=HEADERS,
+            )
+            await stream.__anext__()
+            await stream.__anext__()
+            del stream
+            gc.collect()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(main())
+        gc.collect()
+    assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
+    span, log = _one_call(telemetry)
+    assert span["llmtel.stream.end"] == "abandoned"
+    assert span["llmtel.outcome"] == "ok"
+    assert log["llmtel.output.preview"] == "lorem "
+
+
+def test_async_connection_lost_mid_stream_is_an_error_with_partial_output(
+    telemetry: Capture, slow_server: DemoServer
+) -> None:
+    """Verify that an async stream whose connection is cut after two chunks ends as `error`."""
+
+    async def main() -> list[ChatCompletionChunk]:
+        async with openai.AsyncOpenAI(
+            base_url=slow_server.base_url, api_key="test-key", max_retries=0
+        ) as client:
+            stream = await client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=USER,  # type: ignore[arg-type]
+                stream=True,
+                extra_headers=HEADERS,
+            )
+            read = [await stream.__anext__(), await stream.__anext__()]
+            slow_server.stop()
+            with pytest.raises(openai.APIConnectionError):
+                async with stream:
+                    read.extend([chunk async for chunk in stream])
+            return read
+
+    read = asyncio.run(main())
+    span, log = _one_call(telemetry)
+    assert span["llmtel.stream.end"] == "error"
+    assert span["llmtel.outcome"] == "connection_error"
+    assert span["error.type"] == "APIConnectionError"
+    assert log["llmtel.output.preview"] == "lorem " == _text(read)
+    assert telemetry.spans()[0].status.status_code is StatusCode.ERROR
