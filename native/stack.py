@@ -236,7 +236,7 @@ class NativeStack:
             "OTELCOL_OTLP_HTTP_ENDPOINT": f"{local}:{p.collector_otlp_http}",
             "OTELCOL_TELEMETRY_HOST": local,
             "OTELCOL_TELEMETRY_PORT": str(p.collector_telemetry),
-            "JAEGER_OTLP_GRPC_ENDPOINT": f"{local}:{p.jaeger_otlp_grpc}",
+            "JAEGER_OTLP_TRACES_ENDPOINT": f"http://{local}:{p.jaeger_otlp_http}/v1/traces",
             "VICTORIALOGS_OTLP_LOGS_ENDPOINT": (
                 f"http://{local}:{p.victorialogs}/insert/opentelemetry/v1/logs"
             ),

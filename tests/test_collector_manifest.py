@@ -25,7 +25,7 @@ OVERLAY_EXTENSIONS = {
 }
 PIPELINES: dict[str, Any] = CONFIG["service"]["pipelines"]
 KINDS = ("receivers", "processors", "exporters", "connectors", "extensions")
-BACKEND_EXPORTERS = ("otlp_grpc/jaeger", "otlp_http/victorialogs", "otlp_http/prometheus")
+BACKEND_EXPORTERS = ("otlp_http/jaeger", "otlp_http/victorialogs", "otlp_http/prometheus")
 
 
 def component_type(component_id: str) -> str:

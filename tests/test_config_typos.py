@@ -59,9 +59,9 @@ TYPOS = [
     Typo(
         "collector-dangling-reference",
         "collector-config/otelcol-config.yaml",
-        "exporters: [otlp_grpc/jaeger,",
-        "exporters: [otlp_grpc/jaegr,",
-        'references exporter "otlp_grpc/jaegr" which is not configured',
+        "exporters: [otlp_http/jaeger,",
+        "exporters: [otlp_http/jaegr,",
+        'references exporter "otlp_http/jaegr" which is not configured',
     ),
     Typo(
         "collector-tab",
