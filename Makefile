@@ -81,6 +81,7 @@ ifneq ($(PORT_OFFSET),0)
 demo: export OTEL_EXPORTER_OTLP_ENDPOINT = http://127.0.0.1:$(shell echo $$((4318 + $(PORT_OFFSET))))
 demo: export LLMTEL_EVAL_QUEUE_DIR = var/native-$(PORT_OFFSET)/data/otelcol/eval-queue
 demo: export LLMTEL_EVALS_STATE_DIR = var/evals-$(PORT_OFFSET)
+demo: export LLMTEL_PORT_OFFSET = $(PORT_OFFSET)
 endif
 
 .PHONY: test

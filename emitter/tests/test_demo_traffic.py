@@ -232,3 +232,20 @@ def test_summary_table_lists_calls_tokens_and_where_to_look() -> None:
         "http://127.0.0.1:9428/select/vmui",
     ):
         assert url in text
+
+
+def test_summary_points_at_the_offset_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verify that with LLMTEL_PORT_OFFSET (make demo PORT_OFFSET=...) the summary's URLs move."""
+    from llmtel.demo._summary import TrafficSummary, format_summary
+
+    summary = TrafficSummary()
+    summary.record("gpt-4o-mini", "ok", 8, 12)
+    monkeypatch.setenv("LLMTEL_PORT_OFFSET", "16000")
+    assert format_summary(summary).splitlines()[-4:] == [
+        "  Grafana       http://127.0.0.1:19000 (when Docker runs the stack)",
+        "  Prometheus    http://127.0.0.1:25090",
+        "  Jaeger        http://127.0.0.1:32686",
+        "  VictoriaLogs  http://127.0.0.1:25428/select/vmui",
+    ]
+    monkeypatch.delenv("LLMTEL_PORT_OFFSET")
+    assert format_summary(summary).splitlines()[-3] == "  Prometheus    http://127.0.0.1:9090"

@@ -2,18 +2,37 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 OK = "ok"
 
-WHERE_TO_LOOK: tuple[tuple[str, str], ...] = (
-    ("Grafana", "http://127.0.0.1:3000 (when Docker runs the stack)"),
-    ("Prometheus", "http://127.0.0.1:9090"),
-    ("Jaeger", "http://127.0.0.1:16686"),
-    ("VictoriaLogs", "http://127.0.0.1:9428/select/vmui"),
-)
+# `make demo PORT_OFFSET=N` runs the stack N ports up and says so in this variable.
+PORT_OFFSET_ENV = "LLMTEL_PORT_OFFSET"
+
+
+def where_to_look(offset: int = 0) -> tuple[tuple[str, str], ...]:
+    """The stack's UIs, ``offset`` ports above the defaults.
+
+    Example:
+        >>> where_to_look(16000)[1]
+        ('Prometheus', 'http://127.0.0.1:25090')
+    """
+    return (
+        ("Grafana", f"http://127.0.0.1:{3000 + offset} (when Docker runs the stack)"),
+        ("Prometheus", f"http://127.0.0.1:{9090 + offset}"),
+        ("Jaeger", f"http://127.0.0.1:{16686 + offset}"),
+        ("VictoriaLogs", f"http://127.0.0.1:{9428 + offset}/select/vmui"),
+    )
+
+
+def _port_offset() -> int:
+    try:
+        return int(os.environ.get(PORT_OFFSET_ENV) or 0)
+    except ValueError:
+        return 0
 
 
 @dataclass
@@ -109,7 +128,7 @@ def format_summary(summary: TrafficSummary) -> str:
     )
     lines += ["", *_table(("model", "tokens in", "tokens out"), token_rows)]
     lines += ["", "Where to look:"]
-    lines += [f"  {name:<13} {url}" for name, url in WHERE_TO_LOOK]
+    lines += [f"  {name:<13} {url}" for name, url in where_to_look(_port_offset())]
     return "\n".join(lines)
 
 
