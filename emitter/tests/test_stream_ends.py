@@ -43,6 +43,15 @@ def _stream(client: openai.OpenAI, **kwargs: object) -> openai.Stream[ChatComple
     )
 
 
+async def _astream(client: openai.AsyncOpenAI) -> openai.AsyncStream[ChatCompletionChunk]:
+    return await client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=USER,  # type: ignore[arg-type]
+        stream=True,
+        extra_headers=HEADERS,
+    )
+
+
 def test_fully_consumed_stream_is_completed(telemetry: Capture, client: openai.OpenAI) -> None:
     """Verify that a stream read to the end is `completed` with the whole answer and usage."""
     chunks = list(_stream(client, stream_options={"include_usage": True}))
@@ -173,12 +182,7 @@ def test_async_close_early_awaits_cleanly(
 
     async def main() -> bool:
         async with async_client:
-            stream = await async_client.chat.completions.create(
-                model="gpt-4o-mini",
-                messages=USER,  # type: ignore[arg-type]
-                stream=True,
-                extra_headers=HEADERS,
-            )
+            stream = await _astream(async_client)
             await stream.__anext__()
             await stream.__anext__()
             await stream.close()
@@ -290,12 +294,7 @@ def test_async_break_then_drop_is_abandoned_with_partial_output(
 
     async def main() -> None:
         async with async_client:
-            stream = await async_client.chat.completions.create(
-                model="gpt-4o-mini",
-                messages=USER,  # type: ignore[arg-type]
-                stream=True,
-                extra_headers=HEADERS,
-            )
+            stream = await _astream(async_client)
             await stream.__anext__()
             await stream.__anext__()
             del stream
@@ -321,12 +320,7 @@ def test_async_connection_lost_mid_stream_is_an_error_with_partial_output(
         async with openai.AsyncOpenAI(
             base_url=slow_server.base_url, api_key="test-key", max_retries=0
         ) as client:
-            stream = await client.chat.completions.create(
-                model="gpt-4o-mini",
-                messages=USER,  # type: ignore[arg-type]
-                stream=True,
-                extra_headers=HEADERS,
-            )
+            stream = await _astream(client)
             read = [await stream.__anext__(), await stream.__anext__()]
             slow_server.stop()
             with pytest.raises(openai.APIConnectionError):
