@@ -366,24 +366,3 @@ def test_dropped_spans_are_counted_by_default(
                             dropped = max(dropped, point.as_int)
     # At most one batch in flight and one full queue hold spans; every other one is dropped.
     assert calls - 2 * queue <= dropped <= calls
-
-
-@pytest.mark.parametrize(
-    ("env", "expected"),
-    [
-        ({}, 1024),
-        ({"OTEL_BSP_MAX_QUEUE_SIZE": "4096"}, None),
-        ({"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "2000"}, 2000),
-        ({"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "many"}, 1024),
-    ],
-)
-def test_queue_size_defaults_to_1024_unless_the_app_sets_one(
-    clean_otel_env: pytest.MonkeyPatch, env: dict[str, str], expected: int | None
-) -> None:
-    """Verify that llmtel's in-app queues hold 1,024 records unless OTEL_BSP_* says otherwise
-    (None: the SDK reads the app's own setting), and always at least one export batch."""
-    for name, value in env.items():
-        clean_otel_env.setenv(name, value)
-    assert _setup._queue_size("OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE") == (
-        expected
-    )

@@ -38,7 +38,6 @@ _log = logging.getLogger("llmtel")
 __all__ = ["CAPTURE_CONTENT_ENV", "init", "resolve_capture_content", "shutdown"]
 
 DEFAULT_METRIC_EXPORT_INTERVAL_MS = 10_000.0
-DEFAULT_QUEUE_SIZE = 1024
 _VERSION = VERSION
 
 
@@ -77,24 +76,6 @@ def _counting_drops() -> Iterator[None]:
         yield
     finally:
         os.environ.pop(_SDK_INTERNAL_METRICS_ENV, None)
-
-
-def _queue_size(env_var: str, batch_env_var: str) -> int | None:
-    """The in-app queue size: the SDK's variable if set, else llmtel's smaller default.
-
-    A full queue holds an outage's worth of records in the app's memory. The SDK's
-    2,048 spans and 2,048 log records (previews included) came to about 25 MB at
-    50 calls/s with the collector down; 1,024 each still covers four export intervals
-    at that rate.
-    """
-    if os.environ.get(env_var):
-        return None
-    try:
-        batch = int(os.environ.get(batch_env_var) or 0)
-    except ValueError:
-        batch = 0  # the SDK reports its own bad value
-    # The SDK requires the queue to hold at least one export batch.
-    return max(DEFAULT_QUEUE_SIZE, batch)
 
 
 def _env_flag(name: str) -> bool:
@@ -332,19 +313,13 @@ def init(
                 if _signal_enabled("traces"):
                     span_processors.append(
                         BatchSpanProcessor(
-                            OTLPSpanExporter(endpoint=signal_endpoint(endpoint, "traces")),
-                            max_queue_size=_queue_size(
-                                "OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
-                            ),
+                            OTLPSpanExporter(endpoint=signal_endpoint(endpoint, "traces"))
                         )
                     )
                 if _signal_enabled("logs"):
                     log_processors.append(
                         BatchLogRecordProcessor(
-                            OTLPLogExporter(endpoint=signal_endpoint(endpoint, "logs")),
-                            max_queue_size=_queue_size(
-                                "OTEL_BLRP_MAX_QUEUE_SIZE", "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE"
-                            ),
+                            OTLPLogExporter(endpoint=signal_endpoint(endpoint, "logs"))
                         )
                     )
             if _signal_enabled("metrics"):
